@@ -1,0 +1,5 @@
+# Roles come from pillar (labsalt:roles), so which host gets what is data:
+# see pillar.example/labsalt.sls and the fleet layout in README.md.
+base:
+  'I@labsalt:roles:workstation':
+    - match: compound

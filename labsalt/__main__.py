@@ -1,0 +1,5 @@
+import sys
+
+from labsalt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plug-in subcommands: each module defines register(subparsers)."""

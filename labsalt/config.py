@@ -1,0 +1,117 @@
+"""Generate the Salt configuration that points Salt at this suite (masterless and salt-ssh)."""
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import yaml
+
+from labsalt.loader import SOURCE_DIRS, ext_dir
+
+
+class LabsaltError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+def suite_root():
+    """The directory holding ``formulas/`` and ``pillar.example/``."""
+    env = os.environ.get("LABSALT_ROOT")
+    root = Path(env) if env else Path(__file__).resolve().parent.parent
+    if not (root / "formulas").is_dir():
+        raise LabsaltError(
+            f"no formulas/ under {root}: run from a labsalt checkout or set LABSALT_ROOT"
+        )
+    return root
+
+
+def formulas(root):
+    """Names of the formulas in this suite."""
+    return sorted(
+        p.name
+        for p in (root / "formulas").iterdir()
+        if p.is_dir() and not p.name.startswith((".", "_")) and (p / "init.sls").is_file()
+    )
+
+
+def config_dir(root, pillar_dir):
+    """A private directory per (suite, pillar) so runs never touch a system minion's files."""
+    base = os.environ.get("LABSALT_CONFIG_DIR")
+    if base:
+        return Path(base)
+    digest = hashlib.sha256(f"{root}\0{pillar_dir}".encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "labsalt" / digest
+
+
+def check_pillar(pillar_dir):
+    """Parse the plain-YAML pillar files up front, so a typo is one clear error."""
+    for path in sorted(Path(pillar_dir).rglob("*.sls")):
+        text = path.read_text()
+        if "{%" in text or "{{" in text:
+            continue  # templated: Salt renders and reports it
+        try:
+            yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise LabsaltError(f"{path}:{where}: not valid YAML: {problem}") from exc
+
+
+def write_config(root, pillar_dir, minion_id=None):
+    """
+    Write ``minion`` (masterless) and ``master`` (salt-ssh) configs and return their
+    directory.  The formulas directory is the first file root; a second root holds
+    ``_modules``/``_states``/``_grains`` links so a real master can also serve them
+    to minions through ``saltutil.sync_all``.
+    """
+    pillar_dir = Path(pillar_dir).resolve()
+    if not pillar_dir.is_dir():
+        raise LabsaltError(f"pillar directory {pillar_dir} does not exist")
+    if not (pillar_dir / "top.sls").is_file():
+        raise LabsaltError(f"pillar directory {pillar_dir} has no top.sls")
+    check_pillar(pillar_dir)
+    conf = config_dir(root, pillar_dir)
+    extroot = conf / "extroot"
+    extroot.mkdir(parents=True, exist_ok=True)
+    for ext_type, name in SOURCE_DIRS.items():
+        link = extroot / name
+        target = ext_dir(ext_type)
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+
+    common = {
+        "file_roots": {"base": [str(root / "formulas"), str(extroot)]},
+        "pillar_roots": {"base": [str(pillar_dir)]},
+        "module_dirs": [str(ext_dir("modules"))],
+        "states_dirs": [str(ext_dir("states"))],
+        "grains_dirs": [str(ext_dir("grains"))],
+        "wrapper_dirs": [str(ext_dir("wrapper"))],
+        "cachedir": str(conf / "cache"),
+        "pki_dir": str(conf / "pki"),
+        "sock_dir": str(conf / "sock"),
+        "log_file": str(conf / "log" / "salt.log"),
+        "log_level_logfile": "warning",
+        # labsalt reads progress from INFO lines on stderr (see cli._stream_progress)
+        "log_fmt_console": "%(levelname)s %(message)s",
+        "state_output": "changes",
+        "pillar_raise_on_missing": False,
+    }
+    minion = dict(common, file_client="local", id=minion_id or socket.getfqdn())
+    master = dict(
+        common,
+        ssh_log_file=str(conf / "log" / "ssh.log"),
+        roster_file=str(conf / "roster"),
+    )
+    (conf / "log").mkdir(exist_ok=True)
+    (conf / "roster").touch()
+    for name, data in (("minion", minion), ("master", master)):
+        text = "# written by labsalt; regenerated on every run\n" + yaml.safe_dump(data)
+        path = conf / name
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+    return conf

@@ -1,0 +1,4 @@
+# Roles of this host; formulas/top.sls maps each role to formulas.
+labsalt:
+  roles:
+    - workstation

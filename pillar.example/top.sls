@@ -1,0 +1,5 @@
+# Example pillar: every host gets every formula's example pillar; the
+# labsalt:roles list in labsalt.sls decides which formulas formulas/top.sls applies.
+base:
+  '*':
+    - labsalt

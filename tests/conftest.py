@@ -1,0 +1,64 @@
+"""
+Shared pytest setup for labsalt.
+
+Every test is marked by where it lives (unit, functional, integration, e2e) and by
+the formula or module it is about: a file or directory named after a formula
+(``tests/functional/test_htcondor.py``, ``tests/e2e/bind_ad/``) carries that
+formula's marker, so ``pytest -m htcondor`` runs one formula's tests alone.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FORMULAS = sorted(
+    p.name for p in (REPO / "formulas").iterdir() if p.is_dir() and (p / "init.sls").is_file()
+)
+# Topics that are not formulas but have their own tests (execution modules, the CLI).
+TOPICS = ["topology", "elfpatch", "eva", "labsalt", "cli", "harness", "fleet", "bench"]
+LAYERS = ["unit", "functional", "integration", "e2e", "lint"]
+
+
+def pytest_configure(config):
+    for name in sorted(set(FORMULAS + TOPICS)):
+        config.addinivalue_line("markers", f"{name}: tests of the {name} formula or module")
+    config.addinivalue_line("markers", "unit: pure logic, no Salt loader")
+
+
+def _topics_of(path):
+    words = set()
+    for part in path.relative_to(REPO / "tests").parts:
+        stem = part[:-3] if part.endswith(".py") else part
+        stem = stem.removeprefix("test_")
+        words.add(stem)
+        words.update(stem.split("_"))
+    return words
+
+
+def pytest_collection_modifyitems(config, items):
+    names = set(FORMULAS + TOPICS)
+    for item in items:
+        path = Path(str(item.fspath))
+        words = _topics_of(path)
+        for name in names:
+            if name in words or name.replace("_", "") in words:
+                item.add_marker(getattr(pytest.mark, name))
+        layer = path.relative_to(REPO / "tests").parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    return {
+        "code_dir": str(REPO),
+        "inject_sitecustomize": False,
+        "start_timeout": 120 if os.environ.get("CI") else 60,
+    }
+
+
+@pytest.fixture(scope="session")
+def repo():
+    return REPO
