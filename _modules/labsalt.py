@@ -124,7 +124,10 @@ def layers(formula, saltenv="base"):
     minion_id = __opts__.get("id") or __grains__.get("id")
     if minion_id:
         sources.append(
-            (f"id/{minion_id}.yaml", _load_yaml(formula, f"parameters/id/{minion_id}.yaml", saltenv))
+            (
+                f"id/{minion_id}.yaml",
+                _load_yaml(formula, f"parameters/id/{minion_id}.yaml", saltenv),
+            )
         )
     return [{"source": name, "data": data} for name, data in sources if data is not None]
 
@@ -166,7 +169,9 @@ _TYPES = {
     "dict": (dict,),
 }
 
-_HOSTNAME = re.compile(r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?"
+)
 
 
 def _kind(value):
@@ -181,9 +186,9 @@ def _kind(value):
 def _check_format(fmt, value):
     """Return None when ``value`` matches the named format, else what it should be."""
     checks = {
-        "ipv4": lambda v: ipaddress.IPv4Address(v),
-        "ipv6": lambda v: ipaddress.IPv6Address(v),
-        "ip": lambda v: ipaddress.ip_address(v),
+        "ipv4": ipaddress.IPv4Address,
+        "ipv6": ipaddress.IPv6Address,
+        "ip": ipaddress.ip_address,
         "cidr": lambda v: ipaddress.ip_network(v, strict=False),
         "hostname": lambda v: _HOSTNAME.fullmatch(v) or _fail(),
         "abspath": lambda v: v.startswith("/") or _fail(),
