@@ -322,7 +322,12 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        "ssh_options": ["UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        "ssh_options": [
+            # throw-away hosts with a shared image key: never record or ask
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+        ],
     }
 
 
@@ -334,17 +339,26 @@ def write_roster(path, hosts, extra=None):
     return Path(path)
 
 
-def parse_ssh_output(stdout, target):
+def parse_ssh_output(proc, target):
     """The JSON that ``labsalt ssh --out json`` printed, as {minion: return}."""
     try:
-        return json.loads(stdout)
+        return json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
-        raise ApplyError(f"salt-ssh to {target} printed no JSON: {stdout[-2000:]}") from exc
+        raise ApplyError(
+            f"labsalt ssh to {target} printed no JSON (exit {proc.returncode}): "
+            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        ) from exc
 
 
 def _ssh_failure(ret):
-    """salt-ssh's shape for a host it could not run on: {retcode, stderr, stdout}."""
-    return isinstance(ret, dict) and {"retcode", "stderr", "stdout"} <= set(ret) and len(ret) <= 4
+    """salt-ssh's shape for a host it could not run on: {retcode, stderr, stdout, ...}."""
+    return isinstance(ret, dict) and {"retcode", "stderr", "stdout"} <= set(ret)
+
+
+def _is_state_return(ret):
+    return isinstance(ret, dict) and all(
+        isinstance(v, dict) and "result" in v and "__id__" in v for v in ret.values()
+    )
 
 
 class Host:
@@ -522,14 +536,14 @@ class Host:
     def apply(self, *states, pillar=None, pillar_dir=None, test=False):
         """Converge this host with labsalt over salt-ssh; returns {state id: result}."""
         args = ["apply", *states, "--out", "json"]
-        args += ["--pillar", str(pillar_dir or REPO / "pillar.example")]
+        args += ["--pillar", str(pillar_dir or self.factory.default_pillar())]
         if test:
             args.append("--test")
         if pillar:
             args += ["--pillar-data", json.dumps(pillar)]
         proc = self.ssh(*args, check=False)
-        ret = parse_ssh_output(proc.stdout, self.name).get(self.name)
-        if isinstance(ret, dict) and not _ssh_failure(ret):
+        ret = parse_ssh_output(proc, self.name).get(self.name)
+        if _is_state_return(ret):
             return ret
         raise ApplyError(
             f"labsalt ssh apply on {self.name} failed (exit {proc.returncode}): "
@@ -540,8 +554,9 @@ class Host:
         """Run one Salt function on this host over salt-ssh and return its value."""
         words = [fun, *(_cli_arg(a) for a in args)]
         words += [f"{key}={_cli_arg(value)}" for key, value in kwargs.items()]
-        proc = self.ssh("--out", "json", "--call", *words, check=False)
-        ret = parse_ssh_output(proc.stdout, self.name).get(self.name)
+        pillar = ["--pillar", str(self.factory.default_pillar())]
+        proc = self.ssh("--out", "json", *pillar, "--call", *words, check=False)
+        ret = parse_ssh_output(proc, self.name).get(self.name)
         if proc.returncode != 0 or _ssh_failure(ret):
             raise ApplyError(
                 f"salt-ssh {fun} on {self.name} failed (exit {proc.returncode}): "
@@ -641,7 +656,7 @@ class HostFactory:
 
     _counter = iter(range(10**9))
 
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, root=None):
         reason = unavailable()
         if reason:
             raise HostError(reason)
@@ -651,6 +666,10 @@ class HostFactory:
             fcntl.flock(lock, fcntl.LOCK_EX)
             cleanup_stale()
         self.hosts = []
+        # Another suite root (formulas/ + pillar) for labsalt, as LABSALT_ROOT does,
+        # and the pillar tree host.apply/host.call use when given none.
+        self.root = Path(root) if root else None
+        self.pillar_dir = None
         self.workdir = Path(workdir) if workdir else WORKDIR / f"factory-{os.getpid()}"
         self.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -711,6 +730,9 @@ class HostFactory:
             thread.join()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def default_pillar(self):
+        return self.pillar_dir or (self.root or REPO) / "pillar.example"
+
     def roster(self, hosts=None, extra=None, name="roster"):
         """A roster file for ``hosts`` (default: all running), plus raw ``extra`` entries."""
         return write_roster(self.workdir / name, hosts or self.hosts, extra)
@@ -722,8 +744,15 @@ class HostFactory:
         args = list(args)
         at = args.index("--call") if "--call" in args else len(args)
         cmd = [*_labsalt(), "ssh", str(roster), target, *args[:at], *opts, *args[at:]]
+        env = dict(os.environ, LABSALT_ROOT=str(self.root)) if self.root else None
         proc = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+            env=env,
         )
         if check and proc.returncode != 0:
             raise HostCommandError(proc.returncode, cmd, proc.stdout, proc.stderr)

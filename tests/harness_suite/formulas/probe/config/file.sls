@@ -1,0 +1,19 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+
+probe-config-index:
+  file.managed:
+    - name: {{ mapdata.docroot }}/index.html
+    - makedirs: true
+    - contents: {{ mapdata.greeting | json }}
+
+probe-config-unit:
+  file.managed:
+    - name: /etc/systemd/system/labsalt-probe.service
+    - source: salt://probe/files/labsalt-probe.service.jinja
+    - template: jinja
+    - context:
+        port: {{ mapdata.port }}
+        docroot: {{ mapdata.docroot }}
+    # validate before replace: systemd's own checker on the temporary copy
+    - check_cmd: systemd-analyze verify
+    - tmp_ext: .service

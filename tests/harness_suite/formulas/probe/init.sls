@@ -1,0 +1,4 @@
+include:
+  - .package.install
+  - .config.file
+  - .service.running

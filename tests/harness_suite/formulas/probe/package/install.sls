@@ -1,0 +1,5 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+
+probe-package-installed:
+  pkg.installed:
+    - name: {{ mapdata.package }}

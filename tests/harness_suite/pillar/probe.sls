@@ -1,0 +1,2 @@
+probe:
+  greeting: hello from the pillar
