@@ -78,6 +78,7 @@ def test_mapdata_runs_on_the_master_side(host, first_apply):
         "package": "hello",
         "port": 8080,
         "docroot": "/srv/probe",
+        "unit_dir": "/etc/systemd/system",
         "greeting": "hello from the pillar",
     }
 

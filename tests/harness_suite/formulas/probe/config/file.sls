@@ -8,7 +8,8 @@ probe-config-index:
 
 probe-config-unit:
   file.managed:
-    - name: /etc/systemd/system/labsalt-probe.service
+    - name: {{ mapdata.unit_dir }}/labsalt-probe.service
+    - makedirs: true
     - source: salt://probe/files/labsalt-probe.service.jinja
     - template: jinja
     - context:
