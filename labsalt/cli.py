@@ -9,13 +9,17 @@ its own outputters print the result.  Further subcommands live in
 
 import argparse
 import importlib
+import json
 import pkgutil
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+from labsalt import fleet
 from labsalt.config import LabsaltError, formulas, suite_root, write_config
 
 PROGRESS = re.compile(r"^INFO (Running|Completed) state \[(.*?)\] at time [\d:.]+(.*)$")
@@ -126,13 +130,54 @@ def cmd_ssh(args):
         cmd += ["--max-procs", str(args.max_procs)]
     if args.target_type:
         cmd.append(f"--{args.target_type}")
-    cmd += _output(args) + [args.target]
+    # One JSON document per host as it finishes: progress, then Salt's outputter.
+    cmd += ["--out", "json", args.target]
     if args.call:
         cmd += args.call
     else:
         check_states(root, args.states)
         cmd += _state_args(args)
-    return run_salt(cmd, progress=not args.quiet)
+    return run_fleet(cmd, conf, args, state_run=not args.call)
+
+
+def run_fleet(cmd, conf, args, state_run):
+    """Run salt-ssh, show per-host progress, print the returns and a per-host summary."""
+    start = time.monotonic()
+    if not args.quiet:
+        cmd = [*cmd, "--log-level", "info"]
+    with subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    ) as proc:
+        errors = threading.Thread(target=_stream_progress, args=(proc,), daemon=True)
+        errors.start()
+        try:
+            returns, results = fleet.collect(proc.stdout, not args.quiet, state_run)
+        except ValueError as exc:
+            proc.kill()
+            raise LabsaltError(str(exc)) from exc
+        code = proc.wait()
+        errors.join(timeout=5)
+    if args.out == "json":
+        print(json.dumps(returns, indent=4, default=str))
+    elif returns:
+        import salt.config  # noqa: PLC0415  (Salt is slow to import; only here)
+        import salt.output  # noqa: PLC0415
+
+        opts = salt.config.master_config(str(conf / "master"))
+        opts["color"] = sys.stdout.isatty()
+        out = args.out or ("highstate" if state_run else "nested")
+        salt.output.display_output(returns, out=out, opts=opts)
+    sys.stderr.write(fleet.summary(results, time.monotonic() - start))
+    if not results:
+        raise LabsaltError(f"no host in the roster matches '{args.target}'")
+    if any(r.status != "ok" for r in results):
+        return 1
+    return 1 if code else 0
 
 
 def cmd_config(args):

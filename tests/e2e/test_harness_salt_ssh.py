@@ -13,7 +13,7 @@ from tests.support import hosts
 from tests.support.states import assert_no_changes, assert_ok, changed
 
 SUITE = hosts.REPO / "tests" / "harness_suite"
-PILLAR = SUITE / "pillar"
+PILLAR = SUITE / "pillar.example"
 
 
 @pytest.fixture(scope="module")
