@@ -525,6 +525,15 @@ class Host:
             raise HostCommandError(proc.returncode, list(cmd), proc.stdout, proc.stderr)
         return proc
 
+    def cpu_seconds(self):
+        """CPU time used so far by everything in the host (its cgroup's cpu.stat)."""
+        for cgroup in _read(self.state / "cgroups").split():
+            stat = Path(cgroup) / "cpu.stat"
+            if stat.is_file():
+                fields = dict(line.split() for line in stat.read_text().splitlines())
+                return int(fields["usage_usec"]) / 1e6
+        return 0.0
+
     def path(self, path):
         """This machine's path to ``path`` inside the running host (for reading)."""
         return Path(f"/proc/{self.leader}/root") / str(path).lstrip("/")
