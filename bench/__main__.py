@@ -9,6 +9,7 @@ measured in the same run, so numbers from different machines compare.
 
 import argparse
 import importlib
+import os
 import pkgutil
 import platform
 import sys
@@ -26,7 +27,7 @@ def available():
 
 
 def machine():
-    cpus = len(__import__("os").sched_getaffinity(0))
+    cpus = len(os.sched_getaffinity(0))
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
