@@ -46,14 +46,16 @@ def _hexbytes(text, what):
             return bytes(int(part, 16) for part in text.split("\\x")[1:])
         return bytes.fromhex(text)
     except ValueError as exc:
-        raise SaltInvocationError(f"{what} {text!r} is not hex bytes (\\x7f\\x45... or 7f45...)") from exc
+        raise SaltInvocationError(
+            f"{what} {text!r} is not hex bytes (\\x7f\\x45... or 7f45...)"
+        ) from exc
 
 
 def _escaped(data):
     return "".join(f"\\x{byte:02x}" for byte in data)
 
 
-def spec(name, interpreter, magic, mask="", offset=0, flags="F"):
+def spec(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR0917
     """
     Normalise a registration: magic/mask as hex strings, flags sorted, checked.
 
@@ -222,7 +224,7 @@ def _matches(header, entry):
     mask = bytes.fromhex(entry["mask"]) if entry["mask"] else b"\xff" * len(magic)
     window = header[entry["offset"] : entry["offset"] + len(magic)]
     return len(window) == len(magic) and all(
-        (h & m) == (g & m) for h, m, g in zip(window, mask, magic)
+        (h & m) == (g & m) for h, m, g in zip(window, mask, magic, strict=True)
     )
 
 
@@ -245,7 +247,7 @@ def _refuse_native(entry):
             )
 
 
-def register(name, interpreter, magic, mask="", offset=0, flags="F"):
+def register(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR0917
     """
     Register an entry (replacing one of the same name that differs) and return
     the kernel's view of it.  With ``F`` the interpreter must exist now.

@@ -81,7 +81,10 @@ def check_images(kernel, filesystem, model="Fritz_Box_3370", flash_chip=None):
             f"flash_chip {flash_chip!r} is not one of {', '.join(FLASH_CHIPS)}"
         )
     images = {}
-    for role, path, other in (("kernel", kernel, "filesystem"), ("filesystem", filesystem, "kernel")):
+    for role, path, other in (
+        ("kernel", kernel, "filesystem"),
+        ("filesystem", filesystem, "kernel"),
+    ):
         if not path or not os.path.isfile(path):
             raise SaltInvocationError(f"{role} image {path!r} does not exist")
         size = os.path.getsize(path)
@@ -110,7 +113,7 @@ def check_images(kernel, filesystem, model="Fritz_Box_3370", flash_chip=None):
 # --------------------------------------------------------------------------- FTP
 
 
-def connect(
+def _connect(  # noqa: PLR0917
     address=DEFAULT_ADDRESS,
     port=21,
     user=DEFAULT_USER,
@@ -161,7 +164,7 @@ def parse_getenv(name, reply):
     return None
 
 
-def getenv(ftp, name):
+def _getenv(ftp, name):
     """``GETENV name`` on a logged-in connection; None when EVA has no such variable."""
     try:
         reply = ftp.sendcmd(f"GETENV {name}")
@@ -178,7 +181,7 @@ def _partition_size(value):
     return int(match.group(2), 16) - int(match.group(1), 16)
 
 
-def environment(
+def environment(  # noqa: PLR0917
     address=DEFAULT_ADDRESS,
     port=21,
     user=DEFAULT_USER,
@@ -197,9 +200,9 @@ def environment(
 
         salt-call eva.environment window=120
     """
-    ftp = connect(address, port, user, password, window, retry_interval)
+    ftp = _connect(address, port, user, password, window, retry_interval)
     try:
-        return {name: getenv(ftp, name) for name in names}
+        return {name: _getenv(ftp, name) for name in names}
     finally:
         _quit(ftp)
 
@@ -211,7 +214,7 @@ def _quit(ftp):
         ftp.close()
 
 
-def check_box(env, images, model="Fritz_Box_3370", hwrevisions=None):
+def _check_box(env, images, model="Fritz_Box_3370", hwrevisions=None):
     """Refuse a box of another model/revision, or images larger than its partitions."""
     product = env.get("ProductID")
     if product != model:
@@ -275,7 +278,7 @@ def _upload(ftp, image, partition, progress):
         )
 
 
-def flash(
+def flash(  # noqa: PLR0917
     kernel,
     filesystem,
     address=DEFAULT_ADDRESS,
@@ -302,16 +305,16 @@ def flash(
 
     .. code-block:: bash
 
-        salt-call eva.flash /srv/openwrt/openwrt-lantiq-xrx200-avm_fritz3370-rev2-micron-squashfs-eva-kernel.bin \\
-            /srv/openwrt/openwrt-lantiq-xrx200-avm_fritz3370-rev2-micron-squashfs-eva-filesystem.bin \\
+        salt-call eva.flash /srv/openwrt/...-fritz3370-rev2-micron-squashfs-eva-kernel.bin \\
+            /srv/openwrt/...-fritz3370-rev2-micron-squashfs-eva-filesystem.bin \\
             flash_chip=micron hwrevisions='[175]' window=120
     """
     images = check_images(kernel, filesystem, model, flash_chip)
-    ftp = connect(address, port, user, password, window, retry_interval)
+    ftp = _connect(address, port, user, password, window, retry_interval)
     progress = []
     try:
-        env = {name: getenv(ftp, name) for name in ENV_NAMES}
-        check_box(env, images, model, hwrevisions)
+        env = {name: _getenv(ftp, name) for name in ENV_NAMES}
+        _check_box(env, images, model, hwrevisions)
         log.info("eva: %s rev %s at %s: flashing", model, env.get("HWRevision"), address)
         _command(ftp, "SETENV linux_fs_start 0")
         _command(ftp, "TYPE I")

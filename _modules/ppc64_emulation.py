@@ -113,7 +113,14 @@ def recipe_digest(recipe_dir):
 def image_label(engine_path, tag):
     """The recipe label of image ``tag`` ('' when the image has none, None when absent)."""
     proc = _run(
-        [engine_path, "image", "inspect", "--format", f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}', tag]
+        [
+            engine_path,
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}',
+            tag,
+        ]
     )
     if proc.returncode != 0:
         return None

@@ -238,7 +238,10 @@ def render_nft(table, group, allow):
                 ports = ", ".join(str(p) for p in sorted(set(dest["ports"])))
                 match += f" {dest['protocol']} dport {{ {ports} }}"
         rules.append(f"\t\t{match} accept")
-    rules += ["\t\tmeta l4proto tcp reject with tcp reset", "\t\treject with icmpx admin-prohibited"]
+    rules += [
+        "\t\tmeta l4proto tcp reject with tcp reset",
+        "\t\treject with icmpx admin-prohibited",
+    ]
     return (
         f"table inet {table} {{\n"
         "\tchain output {\n"

@@ -28,7 +28,7 @@ def _shown(entry):
     return {k: entry[k] for k in ("interpreter", "flags", "offset", "magic", "mask") if k in entry}
 
 
-def registered(name, interpreter, magic, mask="", offset=0, flags="F"):
+def registered(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR0917
     """
     The binfmt_misc entry ``name`` exists, is enabled and matches these fields;
     binfmt_misc is mounted first if it is not.  A differing entry of the same name

@@ -11,8 +11,8 @@ with the same images reports no changes and does not wait for the box.  Delete
 
     fritzbox-3370:
       eva.flashed:
-        - kernel: /srv/openwrt/openwrt-lantiq-xrx200-avm_fritz3370-rev2-micron-squashfs-eva-kernel.bin
-        - filesystem: /srv/openwrt/openwrt-lantiq-xrx200-avm_fritz3370-rev2-micron-squashfs-eva-filesystem.bin
+        - kernel: /srv/openwrt/...-avm_fritz3370-rev2-micron-squashfs-eva-kernel.bin
+        - filesystem: /srv/openwrt/...-avm_fritz3370-rev2-micron-squashfs-eva-filesystem.bin
         - flash_chip: micron
 """
 

@@ -126,7 +126,9 @@ def test_flash_sends_evas_sequence(modules, eva, images):
 
 def test_other_model_is_refused_before_any_upload(modules, eva, images):
     server = eva(env={**ENV_3370, "ProductID": "Fritz_Box_7490"})
-    with pytest.raises(CommandExecutionError, match="ProductID 'Fritz_Box_7490', not 'Fritz_Box_3370'"):
+    with pytest.raises(
+        CommandExecutionError, match="ProductID 'Fritz_Box_7490', not 'Fritz_Box_3370'"
+    ):
         _flash(modules, server, images)
     commands = _commands(server)
     assert "GETENV ProductID" in commands
@@ -230,3 +232,10 @@ def test_flashed_state_flashes_once(modules, eva, images, tmp_path):
     assert_no_changes(modules.state.sls("fritzbox_openwrt", pillar=pillar).raw)
     assert _commands(server).count("STOR mtd0") == 1
     assert_ok(modules.state.sls("fritzbox_openwrt.clean", pillar=pillar).raw)
+
+
+@pytest.mark.parametrize("formula", ["fritzbox_openwrt", "ppc64_emulation", "vbox_egress"])
+def test_example_pillar_passes_the_schema(modules, formula):
+    """pillar.example/<formula>.sls (used by the functional fixtures) is valid."""
+    data = modules.labsalt.mapdata(formula)
+    assert data and "lookup" not in data

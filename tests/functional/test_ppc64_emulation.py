@@ -175,9 +175,7 @@ def test_entry_from_binfmt_support_is_recognised_or_replaced(modules, binfmt_sna
     # An entry without F (as older qemu-user-static packages registered it).
     modules.binfmt.unregister(NAME)
     debian = modules.labsalt.mapdata("ppc64_emulation")["binfmt"]
-    modules.binfmt.register(
-        NAME, debian["interpreter"], debian["magic"], debian["mask"], flags="P"
-    )
+    modules.binfmt.register(NAME, debian["interpreter"], debian["magic"], debian["mask"], flags="P")
     ret = assert_ok(_sls(modules, "ppc64_emulation.binfmt.registered", pillar))
     (change,) = [v["changes"] for k, v in ret.items() if "ppc64-binfmt-entry" in k]
     assert change["old"]["flags"] == "P" and change["new"]["flags"] == "PF"
