@@ -154,6 +154,14 @@ def test_apply_registers_ppc64_and_runs_big_endian_binary(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "big-endian 64-bit"
 
+    # F flag: the kernel opened qemu at registration, so a chroot without qemu works.
+    jail = be_program.parent / "jail"
+    jail.mkdir(exist_ok=True)
+    shutil.copy(be_program, jail / "be")
+    proc = subprocess.run(["chroot", str(jail), "/be"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "big-endian 64-bit", proc.stderr
+    assert not (jail / "usr").exists()
+
     boot_file = os.path.join(pillar["ppc64_emulation"]["binfmt"]["persist_dir"], f"{NAME}.conf")
     with open(boot_file) as handle:
         line = handle.read().splitlines()[-1]

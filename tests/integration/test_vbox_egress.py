@@ -9,6 +9,7 @@ inside it: the namespace's veth address (allowed on one port) and 127.0.0.2
 (not allowed).  The cgroup has a unique name and is removed afterwards.
 """
 
+import importlib.util
 import json
 import os
 import sys
@@ -227,3 +228,32 @@ def test_cgroup_v1_fallback_with_iptables(ns, setup, net_cls):
     assert changed(assert_ok(_apply(ns, setup, state="vbox_egress.clean", pillar_data=data)))
     assert not group.exists()
     assert params["table"].upper() not in _in_ns(ns, "iptables", "-S").stdout
+
+
+def _render_module():
+    """_modules/vbox_egress.py as a plain module: rendering needs no Salt loader."""
+    path = Path(__file__).parents[2] / "_modules" / "vbox_egress.py"
+    spec = importlib.util.spec_from_file_location("vbox_egress_render", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ipv6_and_udp_destinations_are_valid_rules():
+    """Rules for every kind of destination load into nft and iptables (scratch netns)."""
+    render = _render_module()
+    allow = [
+        {"address": "2001:db8::/32", "ports": [443, 80]},
+        {"address": "192.0.2.53", "protocol": "udp", "ports": [53]},
+        {"address": "198.51.100.0/24", "protocol": "any"},
+    ]
+    text = render.render_nft("lt_vbox_check", {"nft_path": "unified", "level": 1}, allow)
+    assert "ip6 daddr 2001:db8::/32" in text and "udp dport { 53 }" in text
+    assert "tcp dport { 80, 443 }" in text
+    netns.sh("unshare", "--net", "nft", "-c", "-f", "-", input=text)
+    for family, tool in ((4, "iptables-restore"), (6, "ip6tables-restore")):
+        rules = render.render_iptables("LT_VBOX_CHECK", "0x00100001", allow, family)
+        assert ("2001:db8::/32" in rules) == (family == 6)
+        netns.sh("unshare", "--net", tool, "--test", input=rules)
+    with pytest.raises(Exception, match="ports need protocol tcp or udp"):
+        render.destinations([{"address": "192.0.2.1", "protocol": "any", "ports": [1]}])
