@@ -221,7 +221,9 @@ def test_clean_removes_registration(modules, binfmt_snapshot, be_program, pillar
     assert_no_changes(_sls(modules, "ppc64_emulation.clean", pillar))
 
 
-def test_container_recipes_rendered_and_build_skipped_without_engine(modules, pillar):
+def test_container_recipes_rendered_and_build_skipped_without_engine(
+    modules, binfmt_snapshot, pillar
+):
     ret = assert_ok(_sls(modules, "ppc64_emulation.containers.recipes", pillar, test=True))
     found = modules.ppc64_emulation.engine()
     builds = {k: v for k, v in ret.items() if "ppc64_emulation_|-ppc64-image" in k}
