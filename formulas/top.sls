@@ -3,3 +3,9 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+  'I@labsalt:roles:emu':
+    - match: compound
+    - ppc64_emulation
+  'I@labsalt:roles:vbox':
+    - match: compound
+    - vbox_egress

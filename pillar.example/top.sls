@@ -3,3 +3,6 @@
 base:
   '*':
     - labsalt
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt
