@@ -1,0 +1,4 @@
+# The TURN server for BigBlueButton; not a workstation.
+labsalt:
+  roles:
+    - turn

@@ -1,0 +1,4 @@
+# Lab workstations: formulas/top.sls maps the role to its formulas.
+labsalt:
+  roles:
+    - workstation
