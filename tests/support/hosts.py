@@ -112,9 +112,16 @@ class Image:
         recipe = json.dumps([RECIPE_VERSION, SUITE, MIRROR, BASE_PACKAGES, self.packages])
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
         self.key = f"debian12-{digest}"
-        self.tree = CACHE / self.key
         self.tarball = CACHE / f"{self.key}.tar.zst"
         self.ssh_key = CACHE / f"{self.key}.id_ed25519"
+        # Trees are never renamed or replaced while hosts may use them as their
+        # overlay's lower dir: a rebuild makes a new one and points to it.
+        self.pointer = CACHE / f"{self.key}.current"
+
+    @property
+    def tree(self):
+        name = _read(self.pointer)
+        return CACHE / name if name else CACHE / f"{self.key}-none"
 
     def ensure(self):
         """Build (or extract) the image once; concurrent callers wait on a lock."""
@@ -152,12 +159,16 @@ class Image:
         self._install(scratch)
 
     def _install(self, scratch):
-        """Swap a finished tree into place (hosts still using an old one keep their inode)."""
-        if self.tree.exists():
-            old = self.tree.with_name(f".old-{self.key}-{os.getpid()}")
-            self.tree.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        scratch.rename(self.tree)
+        """Make a finished tree the current one; remove old trees no host uses."""
+        final = CACHE / f"{self.key}-{time.strftime('%Y%m%d%H%M%S')}"
+        scratch.rename(final)
+        tmp = self.pointer.with_suffix(".tmp")
+        tmp.write_text(final.name + "\n")
+        tmp.rename(self.pointer)
+        mounts = Path("/proc/self/mountinfo").read_text()
+        for old in [CACHE / self.key, *CACHE.glob(f"{self.key}-*")]:  # (and the old layout)
+            if old.is_dir() and old != final and f"lowerdir={old}" not in mounts:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _build(self):
         scratch = self._scratch()
