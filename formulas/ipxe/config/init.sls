@@ -1,0 +1,6 @@
+include:
+  - .tftp
+  - .wimboot
+  - .menu
+  - .samba
+  - .dhcp

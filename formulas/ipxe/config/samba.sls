@@ -1,0 +1,19 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+
+ipxe-installers-dir:
+  file.directory:
+    - name: {{ mapdata.tftp.root }}/{{ mapdata.installers_dir }}
+    - mode: "0755"
+    - makedirs: True
+
+# testparm checks the new text before it replaces the live smb.conf.
+ipxe-smb-conf:
+  file.managed:
+    - name: {{ mapdata.samba.conf }}
+    - source: salt://ipxe/files/smb.conf.jinja
+    - template: jinja
+    - context:
+        mapdata: {{ mapdata | json }}
+    - mode: "0644"
+    - makedirs: True
+    - check_cmd: {{ mapdata.samba.testparm }} --suppress-prompt
