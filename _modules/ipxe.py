@@ -235,7 +235,8 @@ def install_cmd(params, installer):
 
 def _label(installer):
     details = ", ".join(x for x in (installer.get("arch"), installer.get("language")) if x)
-    return f"{installer['title']} ({details})" if details else installer["title"]
+    label = f"{installer['title']} ({details})" if details else installer["title"]
+    return f"[{installer['key']}] {label}" if installer.get("key") else label
 
 
 def menu(params, files=None):
@@ -270,8 +271,8 @@ def menu(params, files=None):
         lines.append(f"item {key}{installer['id']} {_label(installer)}")
     lines += [
         "item --gap --",
-        "item --key s shell Shell (s)",
-        "item --key x exit Exit and boot the next device (x)",
+        "item --key s shell [s] iPXE shell",
+        "item --key x exit [x] Exit and boot the next device",
         f"{choose} target || goto exit",
         "goto ${target}",
     ]

@@ -6,6 +6,7 @@ Bad input fails with one clear error and leaves the live menu as it was.
 """
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -61,13 +62,13 @@ def applied(loaders, good_pillar, base):
 def test_first_apply_builds_the_served_tree(applied, base):
     assert_ok(applied.raw)
     root = base / "srv" / "tftp"
-    assert (root / "undionly.kpxe").read_bytes() == open("/usr/lib/ipxe/undionly.kpxe", "rb").read()
+    assert (root / "undionly.kpxe").read_bytes() == Path("/usr/lib/ipxe/undionly.kpxe").read_bytes()
     assert (root / "ipxe.efi").stat().st_size > 0
     assert (root / "wimboot").read_bytes() == ipxe_tree.WIMBOOT_STUB
     menu = (root / "menu.ipxe").read_text()
     assert menu.startswith("#!ipxe\n")
-    assert "item --key w win10de Windows 10 22H2 (x64, de-DE)" in menu
-    assert "item --key e win11en Windows 11 24H2 (x64, en-US)" in menu
+    assert "item --key w win10de [w] Windows 10 22H2 (x64, de-DE)" in menu
+    assert "item --key e win11en [e] Windows 11 24H2 (x64, en-US)" in menu
     defaults = (base / "etc/default/tftpd-hpa").read_text()
     assert f'TFTP_DIRECTORY="{root}"' in defaults
     assert 'TFTP_OPTIONS="--secure"' in defaults  # no --create: read-only

@@ -1,0 +1,57 @@
+"""ipxe module logic without Salt's loader: credential checks and the start files."""
+
+import importlib.util
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from tests.conftest import REPO
+
+spec = importlib.util.spec_from_file_location("ipxe_module", REPO / "_modules" / "ipxe.py")
+ipxe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ipxe)
+
+
+def params(**share):
+    return {
+        "server": "192.0.2.5",
+        "installers": [{"id": "w10", "key": "w", "title": "W", "directory": "Win10/x64"}],
+        "menu": {"default": None, "http_url": None},
+        "share": {
+            "name": "installers",
+            "user": "guest",
+            "password": "pw",
+            "drive": "S",
+            "retries": 5,
+            **share,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "field, value", [("password", 'a"b'), ("password", "100%"), ("user", "x\r\ny")]
+)
+def test_unsafe_credentials_are_refused(field, value):
+    with pytest.raises(SaltInvocationError, match=f"ipxe:share:{field}: must not contain"):
+        ipxe.validate(params(**{field: value}))
+
+
+def test_reserved_key_is_refused():
+    p = params()
+    p["installers"][0]["key"] = "s"
+    with pytest.raises(SaltInvocationError, match="ipxe:installers:w10: key 's' is reserved"):
+        ipxe.validate(p)
+
+
+def test_install_cmd_mounts_the_installer_subdirectory():
+    text = ipxe.install_cmd(params(), params()["installers"][0])
+    assert text.endswith("cmd /k\r\n")
+    assert 'net use S: "\\\\192.0.2.5\\installers\\Win10\\x64" "pw" /user:"guest"' in text
+    assert "if %tries% geq 5 goto failed" in text
+
+
+def test_winpeshl_ini_launches_install_cmd_through_cmd_exe():
+    lines = ipxe.winpeshl_ini().split("\r\n")
+    assert lines[0] == "[LaunchApps]"
+    app, args = lines[1].split(", ", 1)
+    assert app.endswith("\\System32\\cmd.exe") and args.endswith("\\System32\\install.cmd")
