@@ -322,7 +322,12 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        "ssh_options": ["UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        "ssh_options": [
+            "UserKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+            # Also for the nested salt-ssh calls of modules called from Jinja.
+            "StrictHostKeyChecking=no",
+        ],
     }
 
 
