@@ -130,14 +130,14 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def http_server(directory):
-    """Serve ``directory`` on 127.0.0.1 (a free port); yields the base URL."""
+def http_server(directory, addr="127.0.0.1"):
+    """Serve ``directory`` on ``addr`` (a free port); yields the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer((addr, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{addr}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
