@@ -20,8 +20,9 @@ into ``X:\\Windows\\System32`` of the booted image (https://ipxe.org/wimboot).
 
 import os
 import re
+import struct
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "ipxe"
 
@@ -44,6 +45,105 @@ CMD_UNSAFE = re.compile(r'["%\r\n]')
 
 def __virtual__():
     return __virtualname__
+
+
+# --------------------------------------------------------------------------- samba user
+
+
+def _md4(data):
+    """MD4 (RFC 1320): Samba's NT password hash; OpenSSL 3 no longer offers it."""
+    mask = 0xFFFFFFFF
+
+    def rotl(value, shift):
+        return ((value << shift) | (value >> (32 - shift))) & mask
+
+    rounds = (
+        (lambda x, y, z: (x & y) | (~x & z), 0, list(range(16)), (3, 7, 11, 19)),
+        (
+            lambda x, y, z: (x & y) | (x & z) | (y & z),
+            0x5A827999,
+            [(i % 4) * 4 + i // 4 for i in range(16)],
+            (3, 5, 9, 13),
+        ),
+        (
+            lambda x, y, z: x ^ y ^ z,
+            0x6ED9EBA1,
+            [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15],
+            (3, 9, 11, 15),
+        ),
+    )
+    message = data + b"\x80" + b"\0" * ((55 - len(data)) % 64) + struct.pack("<Q", len(data) * 8)
+    state = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476]
+    for offset in range(0, len(message), 64):
+        words = struct.unpack("<16I", message[offset : offset + 64])
+        a, b, c, d = state
+        for func, const, order, shifts in rounds:
+            for i, k in enumerate(order):
+                a = rotl((a + func(b, c, d) + words[k] + const) & mask, shifts[i % 4])
+                a, b, c, d = d, a, b, c
+        state = [(x + y) & mask for x, y in zip(state, (a, b, c, d), strict=True)]
+    return struct.pack("<4I", *state)
+
+
+def nt_hash(password):
+    """
+    Samba's NT hash of ``password`` (MD4 of its UTF-16LE encoding), upper-case hex.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.nt_hash 'secret'
+    """
+    return _md4(password.encode("utf-16-le")).hex().upper()
+
+
+def samba_user_hash(name, conf="/etc/samba/smb.conf"):
+    """
+    NT hash of a Samba user as stored in the passdb, or None when there is no
+    such Samba user.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.samba_user_hash installer
+    """
+    proc = __salt__["cmd.run_all"](
+        ["pdbedit", "-s", conf, "-L", "-w", "-u", name],
+        python_shell=False,
+        output_loglevel="quiet",
+        ignore_retcode=True,
+    )
+    if proc["retcode"] != 0:
+        return None
+    fields = proc["stdout"].strip().splitlines()[-1].split(":")
+    return fields[3].upper() if len(fields) > 3 else None
+
+
+def samba_set_password(name, password, conf="/etc/samba/smb.conf"):
+    """
+    Add Samba user ``name`` (the Unix user must exist) or set its password; the
+    password goes to smbpasswd on stdin, never on a command line or in a log.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.samba_set_password installer 'secret'
+    """
+    proc = __salt__["cmd.run_all"](
+        ["smbpasswd", "-c", conf, "-s", "-a", name],
+        stdin=f"{password}\n{password}\n",
+        python_shell=False,
+        output_loglevel="quiet",
+        ignore_retcode=True,
+    )
+    if proc["retcode"] != 0:
+        raise CommandExecutionError(
+            f"smbpasswd could not set the Samba password of {name}: {proc['stderr'].strip()}"
+        )
+    return True
 
 
 # --------------------------------------------------------------------------- checks
@@ -159,6 +259,8 @@ def validate(params):
                 f"ipxe:share:{field}: must not contain double quotes, percent signs or "
                 "line breaks (they would break install.cmd)"
             )
+    if not params["share"]["guest"] and not params["share"]["password"]:
+        raise SaltInvocationError("ipxe:share:password: must be set when ipxe:share:guest is false")
     if not params["server"]:
         raise SaltInvocationError(
             "ipxe:server: not set; give the address Windows PE uses to reach the SMB share"

@@ -4,6 +4,7 @@ throw-away Debian 12 host, then used from this machine with the real clients.
 """
 
 import ipaddress
+import os
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ from tests.support.states import assert_no_changes, assert_ok
 
 PACKAGES = ["tftpd-hpa", "ipxe", "samba", "dnsmasq-base", "wimtools"]
 TREE = "/srv/tftp/installers/Win10_22H2_German_x64"
+PASSWORD = "Rd-only-Pa55"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,8 @@ def pxe(host_factory, tmp_path_factory):
                     "sha256": ipxe_tree.sha256(ipxe_tree.WIMBOOT_STUB),
                 },
                 "installers": [ipxe_tree.INSTALLERS[0]],
+                # A real read-only Samba user instead of guest access.
+                "share": {"guest": False, "user": "wininst", "password": PASSWORD},
                 # dnsmasq needs CAP_NET_ADMIN, which systemd-nspawn hosts lack; the
                 # proxy config runs for real in tests/integration/test_ipxe.py.
                 "dhcp": {"subnet": str(subnet), "proxy": False},
@@ -61,6 +65,30 @@ def test_second_apply_changes_nothing(pxe):
     assert_no_changes(host.apply("ipxe", pillar=pillar))
 
 
+def test_password_is_not_in_the_output(pxe):
+    host, pillar, ret = pxe
+    assert PASSWORD not in str(ret)
+    assert [k for k in ret if "ipxe-share-samba-user" in k]
+    # A new password: test mode predicts the change and keeps the old one.
+    pillar = {"ipxe": {**pillar["ipxe"], "share": {**pillar["ipxe"]["share"], "password": "N3w"}}}
+    predicted = host.apply("ipxe", pillar=pillar, test=True)
+    user = [v for k, v in predicted.items() if "ipxe-share-samba-user" in k][0]
+    assert user["result"] is None and user["changes"] == {"wininst": "password changed"}
+    assert "N3w" not in str(predicted) and PASSWORD not in str(predicted)
+    assert smbclient(host, "-U", "wininst", "-c", "ls", env={"PASSWD": PASSWORD}).returncode == 0
+
+
+def smbclient(host, *args, env=None):
+    return subprocess.run(
+        ["smbclient", f"//{host.addr}/installers", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
 def test_clients_on_this_machine_get_the_menu_and_the_share(pxe):
     host, _, _ = pxe
     menu = subprocess.run(
@@ -71,11 +99,10 @@ def test_clients_on_this_machine_get_the_menu_and_the_share(pxe):
     ).stdout
     assert menu == host.path("/srv/tftp/menu.ipxe").read_text()
     assert "item --key w win10de [w] Windows 10 22H2 (x64, de-DE)" in menu
-    ls = subprocess.run(
-        ["smbclient", f"//{host.addr}/installers", "-N", "-c", "cd Win10_22H2_German_x64; ls"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
+    user = {"PASSWD": PASSWORD}
+    ls = smbclient(host, "-U", "wininst", "-c", "cd Win10_22H2_German_x64; ls", env=user)
     assert ls.returncode == 0 and "setup.exe" in ls.stdout, ls.stdout + ls.stderr
+    put = smbclient(host, "-U", "wininst", "-c", "mkdir evil", env=user)
+    assert "NT_STATUS_ACCESS_DENIED" in put.stdout + put.stderr
+    guest = smbclient(host, "-N", "-c", "ls")
+    assert guest.returncode != 0 and "NT_STATUS_" in guest.stdout + guest.stderr

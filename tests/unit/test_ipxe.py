@@ -55,3 +55,26 @@ def test_winpeshl_ini_launches_install_cmd_through_cmd_exe():
     assert lines[0] == "[LaunchApps]"
     app, args = lines[1].split(", ", 1)
     assert app.endswith("\\System32\\cmd.exe") and args.endswith("\\System32\\install.cmd")
+
+
+@pytest.mark.parametrize(
+    "data, digest",
+    [
+        (b"", "31d6cfe0d16ae931b73c59d7e0c089c0"),
+        (b"abc", "a448017aaf21d8525fc10ae87aa6729d"),
+        (b"message digest", "d9130a8164549fe818874806e1c7014b"),
+        (b"1234567890" * 8, "e33b4ddc9c38f2199c3e7b164fcc0536"),
+    ],
+)
+def test_md4_matches_rfc1320_vectors(data, digest):
+    assert ipxe._md4(data).hex() == digest
+
+
+def test_nt_hash_is_what_samba_stores():
+    assert ipxe.nt_hash("password") == "8846F7EAEE8FB117AD06BDD830B7586C"
+
+
+def test_user_share_needs_a_password():
+    p = params(guest=False, password="")
+    with pytest.raises(SaltInvocationError, match="ipxe:share:password: must be set"):
+        ipxe.validate(p)
