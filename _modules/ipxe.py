@@ -166,6 +166,31 @@ def _find(directory, relpath):
     return "/".join(parts) if os.path.isfile(current) else None
 
 
+def iso_listing(iso):
+    """
+    Files in an installer ISO (UDF or ISO 9660), as read by 7z, keyed by their
+    lower-case path: ``{lower path: path}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.iso_listing /srv/isos/Win10_22H2_German_x64.iso
+    """
+    proc = __salt__["cmd.run_all"](
+        ["7z", "l", "-slt", "-ba", iso], python_shell=False, output_loglevel="quiet"
+    )
+    if proc["retcode"] != 0:
+        raise SaltInvocationError(f"7z cannot read {iso}: {proc['stderr'].strip()}")
+    files, path = {}, None
+    for line in proc["stdout"].splitlines():
+        if line.startswith("Path = "):
+            path = line[len("Path = ") :].replace("\\", "/")
+        elif line == "Folder = -" and path:
+            files[path.lower()] = path
+    return files
+
+
 def installer_files(params, installer):
     """
     List ``[name, path relative to the TFTP root]`` of the files wimboot gets for
@@ -182,20 +207,30 @@ def installer_files(params, installer):
     rel_dir = f"{params['installers_dir']}/{installer['directory']}".strip("/")
     directory = os.path.join(root, rel_dir)
     where = f"ipxe:installers:{installer['id']}"
-    if not os.path.isdir(directory):
+    iso = installer.get("iso")
+    if os.path.isdir(directory):
+        source, find = directory, lambda rel: _find(directory, rel)
+    elif iso:
+        # Not extracted yet (config.iso does it): check the ISO's own listing.
+        if not os.path.isfile(iso):
+            raise SaltInvocationError(f"{where}: iso {iso} does not exist")
+        listing = iso_listing(iso)
+        source, find = iso, lambda rel: listing.get(rel.lower())
+    else:
         raise SaltInvocationError(f"{where}: directory {directory} does not exist")
     files = []
     for name, relpath in REQUIRED_FILES:
-        found = _find(directory, relpath)
+        found = find(relpath)
         if found is None:
-            raise SaltInvocationError(f"{where}: {directory}/{relpath} is missing")
+            raise SaltInvocationError(f"{where}: {source}/{relpath} is missing")
         files.append([name, f"{rel_dir}/{found}"])
     wim = os.path.join(root, files[-1][1])
-    with open(wim, "rb") as handle:
-        if handle.read(len(WIM_MAGIC)) != WIM_MAGIC:
-            raise SaltInvocationError(f"{where}: {wim} is not a WIM image (no MSWIM header)")
+    if source == directory:
+        with open(wim, "rb") as handle:
+            if handle.read(len(WIM_MAGIC)) != WIM_MAGIC:
+                raise SaltInvocationError(f"{where}: {wim} is not a WIM image (no MSWIM header)")
     for font in params["fonts"]:
-        found = _find(directory, f"boot/fonts/{font}")
+        found = find(f"boot/fonts/{font}")
         if found is not None:
             files.append([font, f"{rel_dir}/{found}"])
     return files

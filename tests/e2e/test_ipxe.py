@@ -12,7 +12,7 @@ import pytest
 from tests.support import ipxe_tree
 from tests.support.states import assert_no_changes, assert_ok
 
-PACKAGES = ["tftpd-hpa", "ipxe", "samba", "dnsmasq-base", "wimtools"]
+PACKAGES = ["tftpd-hpa", "ipxe", "samba", "dnsmasq-base", "p7zip-full", "wimtools"]
 TREE = "/srv/tftp/installers/Win10_22H2_German_x64"
 PASSWORD = "Rd-only-Pa55"
 

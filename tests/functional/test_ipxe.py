@@ -6,6 +6,7 @@ Bad input fails with one clear error and leaves the live menu as it was.
 """
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,48 @@ def test_bad_pillar_type_names_the_key(modules, good_pillar, live_menu):
     error = compile_error(apply(modules, pillar))
     assert "ipxe:installers:0:arch: 'amd64' is not one of x64, x86, arm64" in error
     assert_untouched(live_menu)
+
+
+def make_iso(tmp_path, with_wim=True):
+    """An installer ISO (UDF, like Windows media; Boot/BCD in upper case)."""
+    src = tmp_path / "iso-src"
+    ipxe_tree.make_installer(src, tmp_path, upper=True)
+    if not with_wim:
+        (src / "sources" / "boot.wim").unlink()
+    iso = tmp_path / "Win11_24H2.iso"
+    subprocess.run(
+        ["genisoimage", "-quiet", "-udf", "-J", "-R", "-V", "WIN11", "-o", str(iso), str(src)],
+        check=True,
+    )
+    return iso
+
+
+def iso_pillar(base, wimboot, iso):
+    pillar = ipxe_tree.pillar(base, wimboot[0], wimboot[1])
+    pillar["ipxe"]["installers"].append(
+        {"id": "win11iso", "key": "i", "title": "From ISO", "directory": "W11_iso", "iso": str(iso)}
+    )
+    return pillar
+
+
+@pytest.mark.skipif(not shutil.which("7z"), reason="needs p7zip-full")
+def test_installer_iso_is_extracted_once(modules, wimboot, tmp_path):
+    ipxe_tree.make_root(tmp_path)
+    pillar = iso_pillar(tmp_path, wimboot, make_iso(tmp_path))
+    assert_ok(apply(modules, pillar).raw)
+    tree = tmp_path / "srv/tftp/installers/W11_iso"
+    assert (tree / "sources/boot.wim").read_bytes().startswith(ipxe_tree.WIM_MAGIC)
+    assert (tree / "setup.exe").is_file()
+    menu = (tmp_path / "srv/tftp/menu.ipxe").read_text()
+    assert "initrd -n BCD installers/W11_iso/Boot/BCD BCD" in menu
+    assert_no_changes(apply(modules, pillar).raw)
+
+
+@pytest.mark.skipif(not shutil.which("7z"), reason="needs p7zip-full")
+def test_iso_without_boot_wim_is_one_clear_error(modules, wimboot, tmp_path):
+    ipxe_tree.make_root(tmp_path)
+    iso = make_iso(tmp_path, with_wim=False)
+    error = compile_error(apply(modules, iso_pillar(tmp_path, wimboot, iso)))
+    assert f"ipxe:installers:win11iso: {iso}/sources/boot.wim is missing" in error
+    assert not (tmp_path / "srv/tftp/installers/W11_iso").exists()
+    assert not (tmp_path / "srv/tftp/menu.ipxe").exists()

@@ -17,6 +17,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+WIM_MAGIC = b"MSWIM\0\0\0"
 WIMBOOT_STUB = b"\xfa\xf4\xeb\xfd"
 # Inside the test namespace only: the tap link between QEMU and the servers.
 TAP_SERVER = "10.213.0.1"

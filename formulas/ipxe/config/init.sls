@@ -1,6 +1,7 @@
 include:
   - .tftp
   - .wimboot
-  - .menu
   - .samba
+  - .iso
+  - .menu
   - .dhcp

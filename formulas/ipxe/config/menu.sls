@@ -5,6 +5,7 @@
 include:
   - .tftp
   - .wimboot
+  - .iso
 
 {%- for relpath, text in generated | dictsort %}
 
@@ -24,4 +25,7 @@ ipxe-generated-{{ relpath }}:
       - file: ipxe-wimboot
       - file: ipxe-binary-{{ mapdata.ipxe_binaries.bios }}
       - file: ipxe-binary-{{ mapdata.ipxe_binaries.uefi }}
+{%-   for installer in mapdata.installers if installer.iso is defined %}
+      - cmd: ipxe-extract-{{ installer.id }}
+{%-   endfor %}
 {%- endfor %}
