@@ -78,3 +78,19 @@ def test_user_share_needs_a_password():
     p = params(guest=False, password="")
     with pytest.raises(SaltInvocationError, match="ipxe:share:password: must be set"):
         ipxe.validate(p)
+
+
+def test_http_entries_load_everything_from_the_http_url():
+    p = params()
+    p.update(
+        menu={"title": "M", "timeout": 5, "default": "w10", "http_url": "http://192.0.2.5/tftp/"},
+        wimboot={"file": "wimboot", "args": ""},
+    )
+    p["installers"][0]["http"] = True
+    files = {"w10": [["BCD", "installers/Win10/x64/boot/bcd"]]}
+    lines = ipxe.menu(p, files).splitlines()
+    assert "choose --timeout 5000 --default w10 target || goto exit" in lines
+    entry = lines[lines.index(":w10") :]
+    assert entry[2] == "kernel http://192.0.2.5/tftp/wimboot"
+    assert entry[3] == "initrd -n BCD http://192.0.2.5/tftp/installers/Win10/x64/boot/bcd BCD"
+    assert entry[4] == "initrd -n winpeshl.ini http://192.0.2.5/tftp/ipxe/winpeshl.ini winpeshl.ini"
