@@ -106,3 +106,14 @@ def test_clients_on_this_machine_get_the_menu_and_the_share(pxe):
     assert "NT_STATUS_ACCESS_DENIED" in put.stdout + put.stderr
     guest = smbclient(host, "-N", "-c", "ls")
     assert guest.returncode != 0 and "NT_STATUS_" in guest.stdout + guest.stderr
+
+
+def test_clean_removes_what_the_formula_made(pxe):
+    # Last: it undoes the apply the other tests use.
+    host, pillar, _ = pxe
+    assert_ok(host.apply("ipxe.clean", pillar=pillar))
+    for path in ("menu.ipxe", "wimboot", "undionly.kpxe", "ipxe.efi", "ipxe"):
+        assert not host.path(f"/srv/tftp/{path}").exists(), path
+    assert host.path(f"{TREE}/sources/boot.wim").is_file()  # installer trees stay
+    dpkg = host.run("dpkg-query", "-W", "-f=${Status}", "tftpd-hpa", check=False).stdout
+    assert "install ok installed" not in dpkg
