@@ -764,6 +764,106 @@ def _plan(real, spec, opts):
 def _write(path, recipe, recipes, opts):
     real = _resolve(path)
     spec = _recipe(recipe, recipes)
+    planned = _plan(real, spec, opts)[0]
+    if not planned["changed"]:
+        return planned
+    _check_writable(real, opts.get("allow_hardlinks"))
+    try:
+        with _locked(os.path.dirname(real)):
+            # again under the lock: another run may have changed the file meanwhile
+            planned, info, data, new_data = _plan(real, spec, opts)
+            if not planned["changed"]:
+                return planned
+            _remove_stale_temps(real)
+            planned["backup"] = _backup(data, info, opts.get("backup_dir") or DEFAULT_BACKUP_DIR)
+            _atomic_write(real, new_data)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise CommandExecutionError(f"cannot write {real}: {exc.strerror}{where}") from exc
+    written = _sha256(_read(real))
+    if written != planned["sha256"]["new"]:
+        raise CommandExecutionError(
+            f"{real}: after writing, sha256 is {written}, expected {planned['sha256']['new']}"
+        )
+    return planned
+
+
+# Salt passes CLI keyword arguments by name, so the public functions keep plain
+# parameters rather than keyword-only ones.
+def plan(  # noqa: PLR0917
+    path,
+    recipe,
+    value=None,
+    recipes=None,
+    known_sha256=None,
+    allow_unknown=False,
+    revert=False,
+):
+    """
+    What :py:func:`apply` (or :py:func:`revert` with ``revert=True``) would do,
+    without writing: ``changed``, old/new bytes and sha256.  Raises on anything
+    ``apply`` would refuse.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call elfpatch.plan /usr/lib/x86_64-linux-gnu/libopen-rte.so.40 \\
+            recipe=openmpi-singleton-numa value=Die
+    """
+    real = _resolve(path)
+    spec = _recipe(recipe, recipes)
+    opts = {"value": value, "known_sha256": known_sha256, "allow_unknown": allow_unknown}
+    return _plan(real, spec, dict(opts, revert=revert))[0]
+
+
+def _plan(real, spec, opts):
+    """(result, status, old data, new data) of a planned change; raises on refusals."""
+    info, data, site = _status(real, spec, opts.get("known_sha256"))
+    pname = spec["parameter"]["name"]
+    if info["state"] == "unknown":
+        choices = ", ".join(f"{v:#04x} ({n})" for n, v in spec["parameter"]["choices"].items())
+        raise CommandExecutionError(
+            f"{real}: {info['symbol']} at offset {info['offset']:#x} holds {info['bytes']}, "
+            f"neither the original {info['original_bytes']} nor a patched {pname} "
+            f"({choices}); refusing to touch it"
+        )
+    if not info["known_build"] and not opts.get("allow_unknown"):
+        raise CommandExecutionError(
+            f"{real}: unknown build (original sha256 {info['original_sha256']}, matched as "
+            f"{info['build']}); add it to known_sha256 or allow unknown builds"
+        )
+    value = opts.get("value")
+    if opts.get("revert"):
+        new_bytes, new_value = site["original"], None
+    else:
+        if value is None:
+            if spec["parameter"].get("source") != "numa_parent":
+                raise SaltInvocationError(f"this recipe needs value= ({pname})")
+            value = numa_parent()["value"]
+        new_value, number = _choice(spec, value)
+        new_bytes = _value_bytes(number, len(site["found"]))
+    new_data = _with_site(data, site, new_bytes)
+    result = {
+        "path": real,
+        "changed": new_bytes != site["found"],
+        "state": info["state"],
+        "build": info["build"],
+        "known_build": info["known_build"],
+        "offset": info["offset"],
+        "old": info["bytes"],
+        "new": new_bytes.hex(" "),
+        "sha256": {"old": info["sha256"], "new": _sha256(new_data)},
+        "original_sha256": info["original_sha256"],
+    }
+    if new_value:
+        result[pname] = new_value
+    return result, info, data, new_data
+
+
+def _write(path, recipe, recipes, opts):
+    real = _resolve(path)
+    spec = _recipe(recipe, recipes)
     with _locked(os.path.dirname(real)):
         planned, info, data, new_data = _plan(real, spec, opts)
         if not planned["changed"]:

@@ -63,7 +63,7 @@ def _run(name, fun, plan_kwargs, write_kwargs, done_comment):
     return ret
 
 
-def patched(
+def patched(  # noqa: PLR0917  (Salt passes state arguments by name)
     name,
     recipe,
     value=None,
@@ -106,7 +106,7 @@ def patched(
     )
 
 
-def reverted(
+def reverted(  # noqa: PLR0917
     name,
     recipe,
     recipes=None,
