@@ -105,7 +105,9 @@ def symbol_tables(path, symbol):
     """Which of .symtab (nm) and .dynsym (nm -D) define ``symbol``, by binutils."""
     found = set()
     for table, args in ((".symtab", []), (".dynsym", ["-D"])):
-        out = subprocess.run(["nm", *args, str(path)], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["nm", *args, str(path)], capture_output=True, text=True, check=False
+        ).stdout
         if re.search(rf"^\S+ [Tt] {symbol}$", out, re.M):
             found.add(table)
     return found

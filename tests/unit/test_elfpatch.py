@@ -183,7 +183,7 @@ def test_revert_is_byte_identical_and_metadata_kept(tmp_path, backups):
     assert (lib.stat().st_mode & 0o7777) == 0o751
     assert os.getxattr(lib, "user.labsalt") == b"kept"
     backup = done["backup"]
-    assert open(backup, "rb").read() == original
+    assert Path(backup).read_bytes() == original
     assert elfpatch.revert(str(lib), backup_dir=backups)["changed"] is True
     assert lib.read_bytes() == original
     assert elfpatch.revert(str(lib), backup_dir=backups)["changed"] is False
