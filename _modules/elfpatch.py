@@ -54,6 +54,7 @@ try:
     import yaml
 
     HAS_YAML = True
+    _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 except ImportError:
     HAS_YAML = False
 
@@ -65,6 +66,7 @@ RECIPES_FILE = "elfpatch_recipes.yaml"
 RECIPES_URL = "salt://_modules/" + RECIPES_FILE
 DEFAULT_BACKUP_DIR = "/var/lib/labsalt/elfpatch"
 TEMP_PREFIX = ".elfpatch-"
+_RECIPES_CACHE = {}  # (path, mtime, size) -> checked recipes
 
 # hwloc 2.x (>= 2.1) enum hwloc_obj_type_t, by the names hwloc's XML uses.
 HWLOC_TYPES = {
@@ -219,8 +221,12 @@ def load_recipes(recipes=None):
     """
     path = _recipes_path(recipes)
     try:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key in _RECIPES_CACHE:
+            return _RECIPES_CACHE[key]
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = yaml.load(handle, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
     except OSError as exc:
         raise CommandExecutionError(f"cannot read recipes file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -229,6 +235,8 @@ def load_recipes(recipes=None):
         raise CommandExecutionError(f"recipes file {path} must map recipe names to recipes")
     for name, recipe in data.items():
         _check_recipe(name, recipe, path)
+    _RECIPES_CACHE.clear()
+    _RECIPES_CACHE[key] = data
     return data
 
 
@@ -296,17 +304,23 @@ class _Elf:
         except ELFError as exc:
             raise CommandExecutionError(f"{path} is not a valid ELF file: {exc}") from exc
         self.path = path
+        self._symbols = {}
         arch = _ARCH_BY_MACHINE.get(self.machine)
         self.arch = arch.name if arch else self.machine
 
     def symbol(self, name):
         """(vaddr, size, table) of a defined symbol from .symtab, else .dynsym."""
+        if name not in self._symbols:
+            self._symbols[name] = self._find_symbol(name)
+        return self._symbols[name]
+
+    def _find_symbol(self, name):
         seen = []
         for wanted in (".symtab", ".dynsym"):
             for section in self.sections:
                 if not isinstance(section, SymbolTableSection) or section.name != wanted:
                     continue
-                for sym in section.get_symbol_by_name(name) or []:
+                for sym in self._symbols_named(section, name):
                     if sym["st_shndx"] != "SHN_UNDEF" and sym["st_size"] > 0:
                         return sym["st_value"], sym["st_size"], wanted
                     seen.append(wanted)
@@ -316,6 +330,32 @@ class _Elf:
             f"symbol {name} is not defined in {self.path}{how}; symbol tables searched: "
             f"{', '.join(tables) or 'none'}"
         )
+
+    def _symbols_named(self, section, name):
+        """
+        Symbols called ``name`` in one table.  pyelftools decodes every entry to
+        build its name map, which takes ~100 ms on libopen-rte; instead find the
+        name's offsets in the string table, compare the 4-byte st_name field of
+        each entry (first in both ELF32 and ELF64 symbols) and let pyelftools
+        decode only the entries that match.
+        """
+        strings = section.stringtable.data()
+        needle = name.encode() + b"\0"
+        offsets = set()
+        pos = strings.find(needle)
+        while pos != -1:
+            offsets.add(pos)
+            pos = strings.find(needle, pos + 1)
+        if not offsets:
+            return []
+        table = section.data()
+        size = section["sh_entsize"] or (24 if self.elf.elfclass == 64 else 16)
+        order = "little" if self.elf.little_endian else "big"
+        return [
+            section.get_symbol(index)
+            for index in range(section.num_symbols())
+            if int.from_bytes(table[index * size : index * size + 4], order) in offsets
+        ]
 
     def offset(self, vaddr, size=1):
         """File offset of ``vaddr`` inside a section that has file contents."""
@@ -426,6 +466,15 @@ def _sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _sha256_with(data, offset, value):
+    """sha256 of ``data`` with ``value`` at ``offset``, without copying the file."""
+    view = memoryview(data)
+    digest = hashlib.sha256(view[:offset])
+    digest.update(value)
+    digest.update(view[offset + len(value) :])
+    return digest.hexdigest()
+
+
 def _with_site(data, site, value):
     offset = site["offset"]
     return data[:offset] + value + data[offset + len(value) :]
@@ -434,8 +483,11 @@ def _with_site(data, site, value):
 def _status(path, recipe, known_sha256=None):
     data = _read(path)
     site = _locate(path, data, recipe)
-    original_data = _with_site(data, site, site["original"])
-    original_sha = _sha256(original_data)
+    sha = _sha256(data)
+    if site["found"] == site["original"]:
+        original_sha = sha
+    else:
+        original_sha = _sha256_with(data, site["offset"], site["original"])
     known = {sha for b in recipe["builds"] for sha in b.get("sha256") or []}
     known.update(known_sha256 or [])
     found = site["found"]
@@ -450,7 +502,7 @@ def _status(path, recipe, known_sha256=None):
     result = {
         "path": path,
         "state": state,
-        "sha256": _sha256(data),
+        "sha256": sha,
         "original_sha256": original_sha,
         "known_build": original_sha in known,
         "build": site["build"],
