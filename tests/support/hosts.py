@@ -322,7 +322,12 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        "ssh_options": ["UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        "ssh_options": [
+            # throw-away hosts with a shared image key: never record or ask
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+        ],
     }
 
 
