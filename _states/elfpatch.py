@@ -21,13 +21,19 @@ __virtualname__ = "elfpatch"
 
 
 def __virtual__():
-    if "elfpatch.plan" in __salt__:
-        return __virtualname__
-    return False, "the elfpatch execution module is not available (needs pyelftools)"
+    # Always load: the execution module may only become available later in the
+    # same run (pyelftools installed by a pkg state with reload_modules).
+    return __virtualname__
 
 
 def _run(name, fun, plan_kwargs, write_kwargs, done_comment):
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    if "elfpatch.plan" not in __salt__:
+        ret["comment"] = (
+            "the elfpatch execution module is not available: it needs pyelftools "
+            "(Debian package python3-pyelftools, or pip install pyelftools)"
+        )
+        return ret
     try:
         planned = __salt__["elfpatch.plan"](name, **plan_kwargs)
     except (CommandExecutionError, SaltInvocationError) as exc:

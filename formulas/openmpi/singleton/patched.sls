@@ -5,6 +5,13 @@
 include:
   - {{ tpldir.split("/")[0] }}.package.install
 
+# elfpatch's parser; a salt-ssh target runs Salt on the system Python, so the
+# Debian package is what makes the module load there (then reloaded).
+openmpi-elfpatch-dependencies:
+  pkg.installed:
+    - pkgs: {{ patch.packages | json }}
+    - reload_modules: true
+
 # OpenMPI 4 singletons (programs started without mpirun) bind to the NUMA
 # node's parent instead of the NUMA node, which hwloc 2 no longer lists among
 # a core's ancestors.  Re-applied when a package upgrade replaces the library.
@@ -19,6 +26,7 @@ openmpi-singleton-numa-patch:
     - backup_dir: {{ patch.backup_dir }}
     - require:
       - pkg: openmpi-packages
+      - pkg: openmpi-elfpatch-dependencies
 {%- else %}
 
 openmpi-singleton-numa-patch:
