@@ -4,3 +4,6 @@ base:
   '*':
     - labsalt
     - openmpi
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt
