@@ -111,13 +111,13 @@ def _hosts(entries, key, domain, must_be_inside):
                 f"{where}: a DC's name must lie inside {domain}, so that BIND can serve its "
                 "address as glue for the delegations to it"
             )
+        if name in seen_names:
+            raise SaltInvocationError(f"{where}: listed twice (also {key}:{seen_names[name]})")
+        seen_names[name] = index
         ipv4 = _address(entry.get("ipv4"), 4, f"{where}:ipv4")
         ipv6 = _address(entry.get("ipv6"), 6, f"{where}:ipv6")
         if not ipv4 and not ipv6 and (must_be_inside or _inside(name, domain)):
             raise SaltInvocationError(f"{where}: has no address; give ipv4 and/or ipv6")
-        if name in seen_names:
-            raise SaltInvocationError(f"{where}: listed twice (also {key}:{seen_names[name]})")
-        seen_names[name] = index
         for addr in filter(None, (ipv4, ipv6)):
             if addr in seen_addrs:
                 raise SaltInvocationError(
