@@ -322,7 +322,11 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        "ssh_options": ["UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        "ssh_options": [
+            "UserKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=no",
+            "LogLevel=ERROR",
+        ],
     }
 
 
