@@ -412,8 +412,9 @@ def _read(path):
 
 def render(params):
     """
-    The files of the formula as ``{path: text}`` (named.conf.options,
-    named.conf.local and, for an authoritative setup, the zone file), from the
+    The files of the formula as ``files: {path: text}`` (named.conf.options,
+    named.conf.local and, for an authoritative setup, the zone file, whose path
+    is also ``zone_file``) and the normalised ``domain``, from the
     merged parameters (``labsalt.mapdata bind_ad``).  Bad parameters raise one
     SaltInvocationError naming the key, so the SLS fails before anything runs.
 
@@ -429,10 +430,11 @@ def render(params):
         os.path.join(conf, "named.conf.options"): options_text(params, plan_),
         os.path.join(conf, "named.conf.local"): local_text(params, plan_),
     }
+    path = None
     if plan_["mode"] != "forward":
         path = zone_path(params, plan_["domain"])
         files[path] = zone_text(plan_, params, _read(path))
-    return {"domain": plan_["domain"], "files": files}
+    return {"domain": plan_["domain"], "files": files, "zone_file": path}
 
 
 # --------------------------------------------------------------------------- checking
@@ -472,6 +474,7 @@ def check_config(files, named_conf="/etc/bind/named.conf", checkconf="named-chec
         for path, text in files.items():
             with open(tmp + path, "w", encoding="utf-8") as handle:
                 handle.write(text)
+        _copy_referenced(tmp)
         # Directories named.conf refers to (e.g. `directory`) must exist in the copy.
         for directory in re.findall(r'^\s*directory\s+"([^"]+)"', "\n".join(files.values()), re.M):
             os.makedirs(tmp + directory, exist_ok=True)
@@ -480,6 +483,26 @@ def check_config(files, named_conf="/etc/bind/named.conf", checkconf="named-chec
     if code != 0:
         raise CommandExecutionError(f"named-checkconf rejected the new configuration: {output}")
     return output
+
+
+_REFERENCE = re.compile(r'\b(?:file|include)\s+"(/[^"]+)"')
+
+
+def _copy_referenced(tmp):
+    """Copy into ``tmp`` the files the copied configuration names elsewhere
+    (Debian's root hints in /usr/share/dns, zone files in /var/lib/bind)."""
+    pending = [os.path.join(d, f) for d, _, names in os.walk(tmp) for f in names]
+    while pending:
+        try:
+            with open(pending.pop(), encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        for path in _REFERENCE.findall(text):
+            if os.path.isfile(path) and not os.path.lexists(tmp + path):
+                os.makedirs(os.path.dirname(tmp + path), exist_ok=True)
+                shutil.copy2(path, tmp + path)
+                pending.append(tmp + path)
 
 
 def samba_conf_text(path, command):

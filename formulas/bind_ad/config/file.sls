@@ -4,7 +4,7 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set rendered = salt["bind_ad.render"](mapdata) %}
 {%- set named_conf = mapdata.config_dir ~ "/named.conf" %}
-{%- set zone_file = salt["bind_ad.zone_path"](mapdata, rendered.domain) %}
+{%- set zone_file = rendered.zone_file %}
 {%- set rndc = mapdata.rndc | map("quote") | join(" ") %}
 
 bind_ad-config-valid:
@@ -40,7 +40,7 @@ bind_ad-config-reconfig:
       - file: bind_ad-config-{{ path }}
 {%- endfor %}
 
-{%- if zone_file in rendered.files %}
+{%- if zone_file %}
 
 bind_ad-config-reload-zone:
   cmd.run:
