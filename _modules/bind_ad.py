@@ -245,7 +245,7 @@ def _extra_records(entries, domain, subtrees, generated, ttl):
         if owner in taken:
             raise SaltInvocationError(f"{where}: {owner} is generated from the DC list already")
         data = str(entry["data"])
-        if "\n" in data or ";" in data and rtype != "TXT":
+        if "\n" in data or (";" in data and rtype != "TXT"):
             raise SaltInvocationError(f"{where}: data {data!r} must be one line without ';'")
         extra.append((owner, int(entry.get("ttl", ttl.get("host", 3600))), rtype, data))
     return extra

@@ -7,6 +7,7 @@ disagree; :func:`config_valid` checks the whole set in a temporary copy, and the
 ``file.managed`` states that replace the live files require it.
 """
 
+import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "bind_ad"
@@ -32,6 +33,11 @@ def config_valid(name, files, checkconf="named-checkconf"):
             - files: {/etc/bind/named.conf.local: "zone ..."}
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __opts__["test"] and not salt.utils.path.which(checkconf):
+        # A fresh host in test mode: bind9 is only about to be installed.
+        ret["result"] = None
+        ret["comment"] = f"{checkconf} is not installed yet; the files are checked when applied"
+        return ret
     try:
         __salt__["bind_ad.check_config"](files, named_conf=name, checkconf=checkconf)
     except CommandExecutionError as exc:

@@ -90,3 +90,13 @@ def test_broken_zone_leaves_the_live_one_alone(applied, host):
     assert host.path(ZONE).read_text() == before
     assert dig(host, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
     assert host.run("systemctl", "is-active", "named").stdout.strip() == "active"
+
+
+def test_test_mode_on_a_fresh_host_installs_nothing(host_factory):
+    fresh = host_factory.start("ns2")
+    ret = fresh.apply("bind_ad", pillar=pillar(fresh), test=True)
+    states = assert_ok(ret)
+    predicted = {k for k, v in states.items() if v["result"] is None}
+    assert any("pkg" in k for k in predicted) and any(ZONE in k for k in predicted), predicted
+    assert fresh.run("dpkg-query", "-W", "bind9", check=False).returncode != 0
+    assert not fresh.path("/etc/bind").exists()

@@ -446,6 +446,19 @@ def test_forward_mode_sends_the_domain_to_the_dcs(applied, modules, lab, bind_tr
     assert _dig(lab, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
 
 
+def test_delegating_tcp_and_udp_instead_of_cnames(applied, modules, lab, bind_tree, dc):
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], srv_names="delegate"))
+    assert_ok(ret)
+    zone = (bind_tree["etc"] / "zones" / f"db.{DOMAIN}").read_text()
+    assert "CNAME" not in zone and "_kpasswd" not in zone
+    # The DC answers the SRV names itself, _kpasswd included.
+    full = _dig_full(lab, "SRV", f"_kerberos._udp.{DOMAIN}")
+    assert f"0 100 88 dc1.{DOMAIN}." in full and "CNAME" not in full, full
+    assert _dig(lab, "SRV", f"_kpasswd._udp.{DOMAIN}") == [f"0 100 464 dc1.{DOMAIN}."]
+    assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))
+    assert "CNAME" in _dig_full(lab, "SRV", f"_kerberos._udp.{DOMAIN}", "+norec")
+
+
 def test_signed_zone_keeps_the_delegations_working(applied, modules, lab, bind_tree, dc):
     # Last in this module: once signed, the zone stays signed for this named.
     ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], dnssec_policy="default"))
