@@ -3,4 +3,7 @@
 base:
   '*':
     - labsalt
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt
     - bind_ad
