@@ -15,6 +15,7 @@ namespace whose resolv.conf names BIND only.
 import base64
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import shlex
@@ -95,18 +96,28 @@ def in_namespace(ns, sandbox, script, check=True, **kwargs):
     return ns.run("unshare", "-m", "sh", "-c", setup + script, check=check, **kwargs)
 
 
-def _provision(ns, empty_conf):
-    shutil.rmtree(DC_DIR, ignore_errors=True)
-    DC_DIR.mkdir(parents=True)
-    ns.run(
+def _provision_args(addr):
+    return [
         "samba-tool", "domain", "provision",
         f"--realm={REALM}", "--domain=LABSALT", "--server-role=dc",
         "--dns-backend=SAMBA_INTERNAL", f"--adminpass={ADMIN_PASS}",
-        f"--host-ip={ns.addr}", "--host-name=dc1", f"--targetdir={DC_DIR}",
-        "-s", empty_conf,
+        f"--host-ip={addr}", "--host-name=dc1", f"--targetdir={DC_DIR}",
         f"--option=dns forwarder={BIND_ADDR}",
-        f"--option=interfaces={ns.addr}", "--option=bind interfaces only=yes",
-    )  # fmt: skip
+        f"--option=interfaces={addr}", "--option=bind interfaces only=yes",
+    ]  # fmt: skip
+
+
+def _tarball(addr):
+    """The cached DC for this Samba version and these provisioning arguments."""
+    recipe = hashlib.sha256(repr(_provision_args(addr)).encode()).hexdigest()[:12]
+    return CACHE / f"bind_ad-dc-samba{_samba_version()}-{addr}-{recipe}.tar.gz"
+
+
+def _provision(ns, empty_conf):
+    shutil.rmtree(DC_DIR, ignore_errors=True)
+    DC_DIR.mkdir(parents=True)
+    # An empty -s config, or Debian's /etc/samba/smb.conf leaks into the DC's.
+    ns.run(*_provision_args(ns.addr), "-s", empty_conf)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +126,7 @@ def dc(lab, sandbox, tmp_path_factory):
     DC_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(DC_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        tarball = CACHE / f"bind_ad-dc-samba{_samba_version()}-{lab.addr}.tar.gz"
+        tarball = _tarball(lab.addr)
         if tarball.is_file():
             shutil.rmtree(DC_DIR, ignore_errors=True)
             _sh("tar", "--xattrs", "--xattrs-include=*", "--acls", "-xzf", tarball, "-C", "/")
