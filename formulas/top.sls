@@ -10,3 +10,6 @@ base:
   'I@labsalt:roles:vbox':
     - match: compound
     - vbox_egress
+  'I@labsalt:roles:dns':
+    - match: compound
+    - bind_ad

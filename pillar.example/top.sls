@@ -7,3 +7,4 @@ base:
     - ppc64_emulation
     - vbox_egress
     - fritzbox_openwrt
+    - bind_ad
