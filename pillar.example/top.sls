@@ -3,4 +3,9 @@
 base:
   '*':
     - labsalt
+    - openmpi
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt
+    - bind_ad
     - ipxe

@@ -323,10 +323,10 @@ def roster_entry(host):
         "priv": str(host.image.ssh_key),
         "timeout": 15,
         "ssh_options": [
+            # throw-away hosts with a shared image key: never record or ask
+            "StrictHostKeyChecking=no",
             "UserKnownHostsFile=/dev/null",
             "LogLevel=ERROR",
-            # Also for the nested salt-ssh calls of modules called from Jinja.
-            "StrictHostKeyChecking=no",
         ],
     }
 
