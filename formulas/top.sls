@@ -3,3 +3,4 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+    - htcondor
