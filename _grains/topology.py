@@ -66,11 +66,23 @@ def _numbered(directory, prefix):
 
 
 def _cpu_set(directory, list_name, mask_name):
-    text = _read(os.path.join(directory, list_name))
-    if text is not None:
-        return _cpulist(text)
     text = _read(os.path.join(directory, mask_name))
-    return _cpumask(text) if text is not None else None
+    if text is not None:
+        return _cpumask(text)
+    text = _read(os.path.join(directory, list_name))
+    return _cpulist(text) if text is not None else None
+
+
+def _core(cpu_dir, cpu, online):
+    """The CPU's SMT siblings with the same core_id (AMD Bulldozer modules are two cores)."""
+    topo = os.path.join(cpu_dir, f"cpu{cpu}", "topology")
+    siblings = (_cpu_set(topo, "thread_siblings_list", "thread_siblings") or {cpu}) & online
+    core_id = _read(os.path.join(topo, "core_id"))
+    return {
+        c
+        for c in siblings
+        if _read(os.path.join(cpu_dir, f"cpu{c}", "topology", "core_id")) == core_id
+    } | {cpu}
 
 
 def _memtotal_kb(path):
@@ -95,14 +107,17 @@ def _topology_grains(root="/"):
     }
 
     numa = {}
+    claimed = set()  # a CPU two nodes claim (firmware bug) counts in the first only
     node_dir = os.path.join(system, "node")
     for nid in _numbered(node_dir, "node"):
         ndir = os.path.join(node_dir, f"node{nid}")
         cpus = _cpu_set(ndir, "cpulist", "cpumap")
         if cpus is None:
             cpus = set(_numbered(ndir, "cpu"))
+        cpus = cpus & online - claimed
+        claimed |= cpus
         numa[str(nid)] = {
-            "cpus": _format(cpus & online),
+            "cpus": _format(cpus),
             "memory_kb": _memtotal_kb(os.path.join(ndir, "meminfo")),
         }
     if not numa:
@@ -121,7 +136,7 @@ def _topology_grains(root="/"):
             if _read(os.path.join(idx, "type")) not in ("Unified", "Data", None):
                 continue
             shared = (_cpu_set(idx, "shared_cpu_list", "shared_cpu_map") or {cpu}) & online
-            l3.add(frozenset(shared or {cpu}))
+            l3.add(frozenset(shared | _core(cpu_dir, cpu, online)))
     return {
         "numa_nodes": len(numa),
         "numa": numa,

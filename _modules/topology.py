@@ -94,7 +94,7 @@ def format_cpulist(cpus):
 
 def _parse_cpumask(text):
     """The kernel's hex mask (``ffff,00000000``: 32-bit words, most significant first)."""
-    value = int(text.strip().replace(",", "") or "0", 16)
+    value = int(text.replace("\x00", "").strip().replace(",", "") or "0", 16)
     cpus = []
     bit = 0
     while value:
@@ -117,15 +117,18 @@ def _read(path):
 
 
 def _read_set(directory, list_names, mask_names):
-    """A CPU set from the first ``*_list`` file present, else the first mask file."""
-    for name in list_names:
-        text = _read(os.path.join(directory, name))
-        if text is not None:
-            return set(parse_cpulist(text))
+    """
+    A CPU set from the first mask file present (every kernel has them; hwloc
+    reads them too), else from the first ``*_list`` file.
+    """
     for name in mask_names:
         text = _read(os.path.join(directory, name))
         if text is not None:
             return set(_parse_cpumask(text))
+    for name in list_names:
+        text = _read(os.path.join(directory, name))
+        if text is not None:
+            return set(parse_cpulist(text))
     return None
 
 
@@ -175,8 +178,12 @@ def _meminfo_kb(path, key="MemTotal"):
     return int(match.group(1)) if match else None
 
 
-def _l3_sets(root, online):
-    """Distinct L3 (or last-level unified/data) cache CPU sets, with sizes."""
+def _l3_sets(root, online, core_of):
+    """
+    Distinct L3 cache CPU sets, with sizes.  A cache is shared at least by the
+    SMT threads of its core (some kernels list only the CPU itself; hwloc
+    widens those too).
+    """
     groups = {}
     for cpu in online:
         cache = _sysdir(root, "cpu", f"cpu{cpu}", "cache")
@@ -189,7 +196,7 @@ def _l3_sets(root, online):
             shared = _read_set(idx, ["shared_cpu_list"], ["shared_cpu_map"])
             if not shared:
                 shared = {cpu}
-            key = frozenset(shared & set(online)) or frozenset({cpu})
+            key = frozenset(shared & set(online) | core_of[cpu])
             groups.setdefault(key, _size_kb(_read(os.path.join(idx, "size"))))
     return groups
 
@@ -233,32 +240,6 @@ def discover(root="/"):
     online_set = set(online)
     topo_dir = {c: _sysdir(root, "cpu", f"cpu{c}", "topology") for c in online}
 
-    # Cores: CPUs sharing core_cpus (thread_siblings in older kernels).
-    core_of = {}
-    for cpu in online:
-        if cpu in core_of:
-            continue
-        siblings = _read_set(
-            topo_dir[cpu], ["core_cpus_list", "thread_siblings_list"], ["core_cpus", "thread_siblings"]
-        )
-        members = frozenset((siblings or {cpu}) & online_set | {cpu})
-        for member in members:
-            core_of.setdefault(member, members)
-
-    # Packages: CPUs sharing package_cpus (core_siblings in older kernels).
-    package_of = {}
-    for cpu in online:
-        if cpu in package_of:
-            continue
-        siblings = _read_set(
-            topo_dir[cpu],
-            ["package_cpus_list", "core_siblings_list"],
-            ["package_cpus", "core_siblings"],
-        )
-        members = frozenset((siblings or online_set) & online_set | {cpu})
-        for member in members:
-            package_of.setdefault(member, members)
-
     def _int_file(cpu, name, default):
         text = _read(os.path.join(topo_dir[cpu], name))
         try:
@@ -266,12 +247,51 @@ def discover(root="/"):
         except (TypeError, ValueError):
             return default
 
-    package_sets = sorted(set(package_of.values()), key=min)
+    # Cores: CPUs sharing core_cpus (thread_siblings in older kernels) and core_id.
+    # AMD Bulldozer lists both integer cores of a module as siblings, with two
+    # core ids: they are two cores (as hwloc counts them).
+    core_of = {}
+    for cpu in online:
+        if cpu in core_of:
+            continue
+        siblings = _read_set(
+            topo_dir[cpu],
+            ["core_cpus_list", "thread_siblings_list"],
+            ["core_cpus", "thread_siblings"],
+        )
+        siblings = (siblings or {cpu}) & online_set | {cpu}
+        core_id = _int_file(cpu, "core_id", None)
+        members = frozenset(c for c in siblings if _int_file(c, "core_id", None) == core_id)
+        for member in members | {cpu}:
+            core_of.setdefault(member, members | {cpu})
+
+    # Packages: CPUs sharing package_cpus (core_siblings in older kernels), as
+    # hwloc groups them.  A mask its members do not all report alike is corrupt;
+    # those CPUs are grouped by physical_package_id instead.
+    package_mask = {}
+    for cpu in online:
+        siblings = _read_set(
+            topo_dir[cpu],
+            ["package_cpus_list", "core_siblings_list"],
+            ["package_cpus", "core_siblings"],
+        )
+        package_mask[cpu] = frozenset((siblings or online_set) & online_set | {cpu})
+    package_key = {}
+    for cpu in online:
+        mask = package_mask[cpu]
+        if all(package_mask[other] == mask for other in mask):
+            package_key[cpu] = mask
+        else:
+            package_key[cpu] = ("id", _int_file(cpu, "physical_package_id", -1))
+    by_key = {}
+    for cpu in online:
+        by_key.setdefault(package_key[cpu], set()).add(cpu)
+    package_of = {cpu: frozenset(by_key[package_key[cpu]]) for cpu in online}
     packages = []
     package_id_of = {}
-    for number, members in enumerate(package_sets):
+    for number, members in enumerate(sorted(set(package_of.values()), key=min)):
         pid = _int_file(min(members), "physical_package_id", -1)
-        pid = number if pid < 0 else pid
+        pid = number if pid < 0 else pid  # -1: the kernel does not know (s390, POWER)
         package_id_of[members] = pid
         packages.append({"id": pid, "cpus": sorted(members)})
 
@@ -308,6 +328,18 @@ def discover(root="/"):
     else:
         memory = _meminfo_kb(os.path.join(root, "proc", "meminfo"))
         nodes.append({"id": 0, "cpus": online, "memory_kb": memory or 0, "distance_row": [10]})
+    # A CPU claimed by several nodes (a BIOS bug) belongs to the first of them.
+    warnings = []
+    claimed = set()
+    for node in nodes:
+        overlap = set(node["cpus"]) & claimed
+        if overlap:
+            warnings.append(
+                f"NUMA node {node['id']} claims CPUs {format_cpulist(overlap)} that an earlier "
+                "node holds (firmware bug?); they are counted in the earlier node only"
+            )
+            node["cpus"] = [c for c in node["cpus"] if c not in overlap]
+        claimed.update(node["cpus"])
     for node in nodes:
         row = node.pop("distance_row")
         node["distances"] = (
@@ -315,7 +347,7 @@ def discover(root="/"):
         )
     node_of = {cpu: node["id"] for node in nodes for cpu in node["cpus"]}
 
-    l3_sets = _l3_sets(root, online)
+    l3_sets = _l3_sets(root, online, core_of)
     l3_groups = []
     for number, members in enumerate(sorted(l3_sets, key=min)):
         l3_groups.append(
@@ -347,6 +379,7 @@ def discover(root="/"):
         "numa_nodes": [{**n, "cpus": format_cpulist(n["cpus"])} for n in nodes],
         "l3_groups": [{**g, "cpus": format_cpulist(g["cpus"])} for g in l3_groups],
         "cores": [{**c, "cpus": format_cpulist(c["cpus"])} for c in cores],
+        "warnings": warnings,
         "summary": {
             "packages": len(packages),
             "numa_nodes": len(nodes),
@@ -475,7 +508,9 @@ def slot_plan(
     if policy == "single":
         groups = [(sorted(usable_cpus), sorted(node_ids - set(exclude_nodes)))]
     elif policy == "numa":
-        groups = [(n["cpus"], [n["id"]]) for n in topo["numa_nodes"] if n["id"] not in exclude_nodes]
+        groups = [
+            (n["cpus"], [n["id"]]) for n in topo["numa_nodes"] if n["id"] not in exclude_nodes
+        ]
     else:
         groups = [(g["cpus"], g["numa_nodes"]) for g in topo["l3_groups"]]
         if not groups:
@@ -543,4 +578,3 @@ def slot_plan(
             }
         )
     return plan
-

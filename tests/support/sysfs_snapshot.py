@@ -165,7 +165,9 @@ def write_snapshot(machine, dest):
         for cpu in members:
             (ndir / f"cpu{cpu}").mkdir(exist_ok=True)
     total = sum(machine.die_memory_kb)
-    _write(dest / "proc" / "meminfo", f"MemTotal:       {total} kB\nMemFree:        {total // 2} kB")
+    _write(
+        dest / "proc" / "meminfo", f"MemTotal:       {total} kB\nMemFree:        {total // 2} kB"
+    )
     cpuinfo = []
     for index, (_, _, core_id) in enumerate(cores):
         for cpu in machine.cpus_of_core(index):
