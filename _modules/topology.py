@@ -48,8 +48,8 @@ def parse_cpulist(text):
     if isinstance(text, (list, tuple, set)):
         return sorted({int(c) for c in text})
     cpus = set()
-    for part in str(text).strip().split(","):
-        part = part.strip()
+    for item in str(text).strip().split(","):
+        part = item.strip()
         if not part:
             continue
         match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+)/(\d+))?)?", part)
@@ -343,7 +343,9 @@ def discover(root="/"):
     for node in nodes:
         row = node.pop("distance_row")
         node["distances"] = (
-            {str(other["id"]): d for other, d in zip(nodes, row)} if len(row) == len(nodes) else {}
+            {str(other["id"]): d for other, d in zip(nodes, row, strict=True)}
+            if len(row) == len(nodes)
+            else {}
         )
     node_of = {cpu: node["id"] for node in nodes for cpu in node["cpus"]}
 
@@ -438,6 +440,7 @@ def _as_int(value, key, minimum=0):
 
 def slot_plan(
     policy="numa",
+    *,
     reserve_cores=0,
     exclude_nodes=None,
     memory_cap_mb=None,

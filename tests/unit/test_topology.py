@@ -297,7 +297,7 @@ def test_slot_plan_partitions_the_machine(corpus, machine):
         )
         assert set().union(*sets) == online & covered, policy
         assert sum(map(len, sets)) == len(set().union(*sets)), f"{policy}: slots overlap"
-        for slot, cpus in zip(plan, sets):
+        for slot, cpus in zip(plan, sets, strict=True):
             inside = [core for core in cores if core <= cpus]
             assert len(inside) == slot["cores"], policy
             assert set().union(*inside) == cpus, f"{policy}: a slot splits a core"
