@@ -62,3 +62,21 @@ def salt_factories_config():
 @pytest.fixture(scope="session")
 def repo():
     return REPO
+
+
+@pytest.fixture(scope="module")
+def host_factory():
+    """
+    Throw-away Debian 12 hosts (tests/support/hosts.py): ``host_factory.start("name")``.
+    All hosts of a test module are stopped and removed at its end, even on failure.
+    """
+    from tests.support import hosts  # noqa: PLC0415  (only e2e tests need it)
+
+    reason = hosts.unavailable()
+    if reason:
+        pytest.skip(reason)
+    factory = hosts.HostFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
