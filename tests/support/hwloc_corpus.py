@@ -26,6 +26,28 @@ REPO = Path(__file__).resolve().parents[2]
 FETCH = REPO / "scripts" / "fetch-test-corpus"
 TYPES = ("PU", "Core", "L3Cache", "Package", "NUMANode")
 
+# Real machines checked against the expected output in hwloc's test suite as well,
+# chosen to cover what the slot plan must get right.
+CURATED = {
+    "64amd64-4s2n4ca2co": "AMD Opteron 6276: 4 packages x 2 NUMA nodes, Bulldozer modules",
+    "48amd64-4d2n6c-sparse": "AMD: 4 packages x 2 NUMA nodes, sparse CPU numbering",
+    "16amd64-8n2c": "AMD Opteron: 8 NUMA nodes, no cache information",
+    "8amd64-4n2c": "AMD Opteron: 4 NUMA nodes x 2 cores",
+    "2amd64-2n": "AMD: 2 NUMA nodes, sysfs without /proc",
+    "16em64t-4s2c2t": "Intel Xeon: 4 sockets, SMT 2",
+    "32intel64-2p8co2t+8ve": "Intel Xeon: 2 sockets x 8 cores, SMT 2, 2 NUMA nodes",
+    "96em64t-4n4d3ca2co": "Intel Xeon: 4 NUMA nodes, 16 L3 groups",
+    "16em64t-4s2c2t-offlines": "Intel Xeon: 4 sockets, SMT 2, CPUs 2,5,13,14 offline",
+    "offline-cpu0-node0": "CPUs 0-3 and 21-23 offline, CPU 0 among them",
+    "128ia64-17n4s2c": "Itanium: 17 NUMA nodes, one of them memory-only",
+    "128arm-2pa2n8cluster4co": "ARM: 2 packages, 4 NUMA nodes, 128 cores",
+    "2arm-2c": "ARM: no NUMA directory, no caches",
+    "256ppc-8n8s4t": "POWER: 8 NUMA nodes, SMT 4, package id unknown (-1)",
+    "20s390-2g6s4c": "s390: no NUMA directory, package id unknown",
+    "256ia64-64n2s2c": "Itanium: 64 NUMA nodes, no cache information",
+    "8em64t-4c2t": "Intel Core i7: one package, SMT 2, one L3",
+}
+
 
 def corpus():
     """The cache directory holding ``snapshots/`` and ``linux/`` (fetched once)."""
