@@ -322,7 +322,13 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        "ssh_options": ["UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        # StrictHostKeyChecking=no as well: salt-ssh's nested calls (salt[...] in an SLS
+        # rendered on the master) do not inherit --ignore-host-keys.
+        "ssh_options": [
+            "UserKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=no",
+            "LogLevel=ERROR",
+        ],
     }
 
 
