@@ -94,14 +94,14 @@ def format_cpulist(cpus):
 
 def _parse_cpumask(text):
     """The kernel's hex mask (``ffff,00000000``: 32-bit words, most significant first)."""
-    value = int(text.replace("\x00", "").strip().replace(",", "") or "0", 16)
+    words = text.replace("\x00", "").strip().split(",")
     cpus = []
-    bit = 0
-    while value:
-        if value & 1:
-            cpus.append(bit)
-        value >>= 1
-        bit += 1
+    for position, word in enumerate(reversed(words)):
+        value = int(word or "0", 16)
+        while value:
+            lowest = value & -value
+            cpus.append(position * 32 + lowest.bit_length() - 1)
+            value ^= lowest
     return cpus
 
 
@@ -110,8 +110,8 @@ def _parse_cpumask(text):
 
 def _read(path):
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read().replace("\x00", "").strip()
+        with open(path, "rb") as handle:
+            return handle.read().decode("ascii", "replace").replace("\x00", "").strip()
     except OSError:
         return None
 
@@ -122,7 +122,7 @@ def _read_set(directory, list_names, mask_names):
     reads them too), else from the first ``*_list`` file.
     """
     for name in mask_names:
-        text = _read(os.path.join(directory, name))
+        text = _read(f"{directory}/{name}")
         if text is not None:
             return set(_parse_cpumask(text))
     for name in list_names:
@@ -130,6 +130,13 @@ def _read_set(directory, list_names, mask_names):
         if text is not None:
             return set(parse_cpulist(text))
     return None
+
+
+def _present(directory, mask_names, list_names):
+    """The first mask and list file names that exist in ``directory`` (else none)."""
+    masks = [n for n in mask_names if os.path.exists(os.path.join(directory, n))][:1]
+    lists = [n for n in list_names if os.path.exists(os.path.join(directory, n))][:1]
+    return lists, masks
 
 
 def _numbered(directory, prefix):
@@ -143,7 +150,7 @@ def _numbered(directory, prefix):
 
 
 def _sysdir(root, *parts):
-    return os.path.join(root, "sys", "devices", "system", *parts)
+    return "/".join((root.rstrip("/"), "sys/devices/system", *parts))
 
 
 def _online_cpus(root, cpu_ids):
@@ -182,23 +189,43 @@ def _l3_sets(root, online, core_of):
     """
     Distinct L3 cache CPU sets, with sizes.  A cache is shared at least by the
     SMT threads of its core (some kernels list only the CPU itself; hwloc
-    widens those too).
+    widens those too).  CPUs of a group already found are not read again.
     """
     groups = {}
+    covered = set()
+    online_set = set(online)
     for cpu in online:
+        if cpu in covered:
+            continue
         cache = _sysdir(root, "cpu", f"cpu{cpu}", "cache")
-        for index in _numbered(cache, "index"):
-            idx = os.path.join(cache, f"index{index}")
-            if _read(os.path.join(idx, "level")) != "3":
+        # L3 is index3 on x86, ARM and POWER; other layouts are searched.
+        idx = os.path.join(cache, "index3")
+        if _read(os.path.join(idx, "level")) != "3":
+            idx = _find_level3(cache)
+            if idx is None:
                 continue
-            if _read(os.path.join(idx, "type")) not in ("Unified", "Data", None):
-                continue
-            shared = _read_set(idx, ["shared_cpu_list"], ["shared_cpu_map"])
-            if not shared:
-                shared = {cpu}
-            key = frozenset(shared & set(online) | core_of[cpu])
-            groups.setdefault(key, _size_kb(_read(os.path.join(idx, "size"))))
+        shared = _read_set(idx, ["shared_cpu_list"], ["shared_cpu_map"]) or {cpu}
+        key = frozenset(shared & online_set | core_of[cpu])
+        groups.setdefault(key, _size_kb(_read(os.path.join(idx, "size"))))
+        covered |= key
     return groups
+
+
+def _find_level3(cache):
+    """The cache/indexN directory of a level 3 data or unified cache, or None."""
+    try:
+        names = os.listdir(cache)
+    except OSError:
+        return None
+    for name in sorted(names, reverse=True):
+        idx = os.path.join(cache, name)
+        if (
+            name.startswith("index")
+            and _read(os.path.join(idx, "level")) == "3"
+            and _read(os.path.join(idx, "type")) in ("Unified", "Data", None)
+        ):
+            return idx
+    return None
 
 
 def _check_root(root):
@@ -241,52 +268,65 @@ def discover(root="/"):
     topo_dir = {c: _sysdir(root, "cpu", f"cpu{c}", "topology") for c in online}
 
     def _int_file(cpu, name, default):
-        text = _read(os.path.join(topo_dir[cpu], name))
+        text = _read(f"{topo_dir[cpu]}/{name}")
         try:
             return int(text)
         except (TypeError, ValueError):
             return default
 
+    # Which files this kernel has (newer names first), looked up once, not per CPU.
+    first = topo_dir[online[0]]
+    core_files = _present(first, ["core_cpus", "thread_siblings"], ["thread_siblings_list"])
+    package_files = _present(first, ["package_cpus", "core_siblings"], ["core_siblings_list"])
+
     # Cores: CPUs sharing core_cpus (thread_siblings in older kernels) and core_id.
     # AMD Bulldozer lists both integer cores of a module as siblings, with two
     # core ids: they are two cores (as hwloc counts them).
     core_of = {}
+    core_ids = {}
     for cpu in online:
         if cpu in core_of:
             continue
-        siblings = _read_set(
-            topo_dir[cpu],
-            ["core_cpus_list", "thread_siblings_list"],
-            ["core_cpus", "thread_siblings"],
-        )
+        siblings = _read_set(topo_dir[cpu], *core_files)
         siblings = (siblings or {cpu}) & online_set | {cpu}
-        core_id = _int_file(cpu, "core_id", None)
-        members = frozenset(c for c in siblings if _int_file(c, "core_id", None) == core_id)
-        for member in members | {cpu}:
-            core_of.setdefault(member, members | {cpu})
+        if len(siblings) > 1:
+            # SMT threads share their core's id; if a second sibling has another
+            # id, every sibling's id decides.
+            core_id = core_ids.setdefault(cpu, _int_file(cpu, "core_id", None))
+            other = min(siblings - {cpu})
+            if core_ids.setdefault(other, _int_file(other, "core_id", None)) != core_id:
+                siblings = {
+                    c
+                    for c in siblings
+                    if core_ids.setdefault(c, _int_file(c, "core_id", None)) == core_id
+                }
+        members = frozenset(siblings | {cpu})
+        for member in members:
+            core_of.setdefault(member, members)
 
     # Packages: CPUs sharing package_cpus (core_siblings in older kernels), as
-    # hwloc groups them.  A mask its members do not all report alike is corrupt;
-    # those CPUs are grouped by physical_package_id instead.
-    package_mask = {}
+    # hwloc groups them; one mask read per package.  A mask that overlaps a
+    # package already found is corrupt: such CPUs are grouped by
+    # physical_package_id instead.
+    package_of = {}
+    conflicting = []
     for cpu in online:
-        siblings = _read_set(
-            topo_dir[cpu],
-            ["package_cpus_list", "core_siblings_list"],
-            ["package_cpus", "core_siblings"],
-        )
-        package_mask[cpu] = frozenset((siblings or online_set) & online_set | {cpu})
-    package_key = {}
-    for cpu in online:
-        mask = package_mask[cpu]
-        if all(package_mask[other] == mask for other in mask):
-            package_key[cpu] = mask
-        else:
-            package_key[cpu] = ("id", _int_file(cpu, "physical_package_id", -1))
-    by_key = {}
-    for cpu in online:
-        by_key.setdefault(package_key[cpu], set()).add(cpu)
-    package_of = {cpu: frozenset(by_key[package_key[cpu]]) for cpu in online}
+        if cpu in package_of:
+            continue
+        siblings = _read_set(topo_dir[cpu], *package_files)
+        members = frozenset((siblings or online_set) & online_set | {cpu})
+        if any(other in package_of for other in members):
+            conflicting.append(cpu)
+            package_of[cpu] = None
+            continue
+        for member in members:
+            package_of[member] = members
+    by_id = {}
+    for cpu in conflicting:
+        by_id.setdefault(_int_file(cpu, "physical_package_id", -1), set()).add(cpu)
+    for members in by_id.values():
+        for member in members:
+            package_of[member] = frozenset(members)
     packages = []
     package_id_of = {}
     for number, members in enumerate(sorted(set(package_of.values()), key=min)):
@@ -295,10 +335,14 @@ def discover(root="/"):
         package_id_of[members] = pid
         packages.append({"id": pid, "cpus": sorted(members)})
 
+    def _core_id(cpu, default):
+        value = core_ids[cpu] if cpu in core_ids else _int_file(cpu, "core_id", None)
+        return default if value is None else value
+
     core_sets = sorted(set(core_of.values()), key=min)
     cores = [
         {
-            "id": _int_file(min(members), "core_id", number),
+            "id": _core_id(min(members), number),
             "package": package_id_of[package_of[min(members)]],
             "cpus": sorted(members),
         }
@@ -361,9 +405,10 @@ def discover(root="/"):
             }
         )
 
+    leaders = [core["cpus"][0] for core in cores]
     for node in nodes:
         members = set(node["cpus"])
-        node["cores"] = sum(1 for core in cores if min(core["cpus"]) in members)
+        node["cores"] = sum(1 for leader in leaders if leader in members)
         node["l3_groups"] = [g["id"] for g in l3_groups if members & set(g["cpus"])]
     for package in packages:
         members = set(package["cpus"])
