@@ -63,7 +63,10 @@ def first_apply(host):
 
 
 def host_params(host, path, names):
-    code = "import json,sys,htcondor2; print(json.dumps({n: htcondor2.param.get(n) for n in sys.argv[1:]}))"
+    code = (
+        "import json, sys, htcondor2\n"
+        "print(json.dumps({n: htcondor2.param.get(n) for n in sys.argv[1:]}))"
+    )
     done = host.run("env", f"CONDOR_CONFIG={path}", "python3", "-c", code, *names)
     return json.loads(done.stdout)
 

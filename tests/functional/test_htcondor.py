@@ -214,3 +214,46 @@ def test_not_a_sysfs_root_is_one_clear_error(modules, tmp_path):
         "htcondor.config.file", test=True, pillar={"htcondor": {"topology_root": str(tmp_path)}}
     )
     assert f"{tmp_path} is not a sysfs tree" in json.dumps(getattr(ret, "raw", ret))
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "labsalt", "topology", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_map_json_and_svg(snapshots, tmp_path):
+    root = str(snapshots["threadripper-1950x"])
+    text = _cli("--root", root).stdout
+    assert "NUMA node 0: CPUs 0-7,16-23" in text
+    assert "L3 1 (8 MiB): CPUs 4-7,20-23" in text
+    assert "[4,20]  [5,21]  [6,22]  [7,23]" in text
+    assert "slot 2: 8 cores, CPUs 8-15,24-31" in text
+    assert "export OMPI_MCA_hwloc_base_binding_policy=numa" in text
+    data = json.loads(_cli("--root", root, "--json").stdout)
+    assert [(n["id"], n["cpus"], n["memory_kb"]) for n in data["numa_nodes"]] == [
+        (0, "0-7,16-23", 16370604),
+        (1, "8-15,24-31", 16512232),
+    ]
+    assert [g["cpus"] for g in data["l3_groups"]][0] == "0-3,16-19"
+    assert data["packages"] == [
+        {"id": 0, "cpus": "0-31", "cores": 16, "numa_nodes": [0, 1]},
+    ]
+    svg = tmp_path / "map.svg"
+    assert _cli("--root", root, "--svg", str(svg)).returncode == 0
+    # The picture in the README is this output.
+    committed = REPO / "formulas" / "htcondor" / "threadripper-1950x.svg"
+    assert svg.read_text() == committed.read_text()
+
+
+def test_cli_errors_are_one_line(tmp_path, snapshots):
+    done = _cli("--root", str(tmp_path), "--json")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "is not a sysfs tree" in done.stderr
+    done = _cli("--root", str(snapshots["threadripper-1950x"]), "--reserve-cores", "16")
+    assert done.returncode == 2
+    assert "16 reserved but this machine has only 16" in done.stderr
