@@ -4,3 +4,9 @@ base:
   'I@labsalt:roles:workstation':
     - match: compound
     - htcondor
+  'I@labsalt:roles:emu':
+    - match: compound
+    - ppc64_emulation
+  'I@labsalt:roles:vbox':
+    - match: compound
+    - vbox_egress

@@ -4,3 +4,6 @@ base:
   '*':
     - labsalt
     - htcondor
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt

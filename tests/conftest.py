@@ -7,6 +7,7 @@ the formula or module it is about: a file or directory named after a formula
 formula's marker, so ``pytest -m htcondor`` runs one formula's tests alone.
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +23,9 @@ LAYERS = ["unit", "functional", "integration", "e2e", "lint"]
 
 
 def pytest_configure(config):
+    # Salt's deferred log handlers flush at interpreter exit, after pytest has
+    # closed the streams they captured; do not print those flush errors.
+    logging.raiseExceptions = False
     for name in sorted(set(FORMULAS + TOPICS)):
         config.addinivalue_line("markers", f"{name}: tests of the {name} formula or module")
     config.addinivalue_line("markers", "unit: pure logic, no Salt loader")
