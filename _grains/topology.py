@@ -127,16 +127,22 @@ def _topology_grains(root="/"):
         }
 
     l3 = set()
+    covered = set()  # CPUs of an L3 group already read share its cache: skip them
     for cpu in sorted(online):
+        if cpu in covered:
+            continue
         cache = os.path.join(cpu_dir, f"cpu{cpu}", "cache")
-        for index in _numbered(cache, "index"):
+        for index in reversed(_numbered(cache, "index")):
             idx = os.path.join(cache, f"index{index}")
             if _read(os.path.join(idx, "level")) != "3":
                 continue
             if _read(os.path.join(idx, "type")) not in ("Unified", "Data", None):
                 continue
             shared = (_cpu_set(idx, "shared_cpu_list", "shared_cpu_map") or {cpu}) & online
-            l3.add(frozenset(shared | _core(cpu_dir, cpu, online)))
+            group = frozenset(shared | _core(cpu_dir, cpu, online))
+            l3.add(group)
+            covered |= group
+            break
     return {
         "numa_nodes": len(numa),
         "numa": numa,

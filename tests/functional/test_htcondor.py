@@ -257,3 +257,23 @@ def test_cli_errors_are_one_line(tmp_path, snapshots):
     done = _cli("--root", str(snapshots["threadripper-1950x"]), "--reserve-cores", "16")
     assert done.returncode == 2
     assert "16 reserved but this machine has only 16" in done.stderr
+
+
+def test_grains_through_salts_loader(loaders, modules):
+    grains = loaders.grains
+    topo = modules.topology.discover("/")
+    assert grains["numa_nodes"] == len(topo["numa_nodes"])
+    assert grains["numa"]["0"]["cpus"] == topo["numa_nodes"][0]["cpus"]
+    assert grains["l3"] == [g["cpus"] for g in topo["l3_groups"]]
+
+
+def test_package_install_predicts_repository_and_package(modules):
+    ret = results(modules.state.sls("htcondor.package.install", test=True))
+    by_id = {v["__id__"]: v for v in ret.values()}
+    repo = by_id["htcondor-package-repo"]
+    assert repo["result"] is None
+    assert "research.cs.wisc.edu/htcondor/repo/debian/24.x" in repo["comment"]
+    assert "signed-by=/usr/share/keyrings/htcondor-archive-keyring.gpg" in repo["comment"]
+    package = by_id["htcondor-package"]
+    assert package["result"] is None
+    assert "condor" in package["comment"]
