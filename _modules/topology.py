@@ -77,7 +77,7 @@ def format_cpulist(cpus):
 
         salt-call topology.format_cpulist '[0, 1, 2, 3, 16, 17]'
     """
-    ordered = sorted({int(c) for c in cpus})
+    ordered = sorted(set(cpus))
     parts = []
     start = prev = None
     for cpu in ordered:
@@ -110,10 +110,16 @@ def _parse_cpumask(text):
 
 def _read(path):
     try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("ascii", "replace").replace("\x00", "").strip()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 1 << 16)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("ascii", "replace").replace("\x00", "").strip()
 
 
 def _read_set(directory, list_names, mask_names):
@@ -154,14 +160,21 @@ def _sysdir(root, *parts):
 
 
 def _online_cpus(root, cpu_ids):
-    """Online CPUs: the global ``online`` list, else each CPU's ``online`` flag."""
+    """
+    Online CPUs: the global ``online`` list, else each CPU's ``online`` flag.  A
+    CPU without topology/ is not usable (hwloc treats it as offline too).
+    """
     text = _read(_sysdir(root, "cpu", "online"))
     if text is not None:
-        online = set(parse_cpulist(text))
-    else:
-        online = {c for c in cpu_ids if _read(_sysdir(root, "cpu", f"cpu{c}", "online")) != "0"}
-    # A CPU directory without topology/ is not usable (hwloc treats it as offline too).
-    return sorted(c for c in online if c in cpu_ids and _has_topology(root, c))
+        listed = set(parse_cpulist(text)) & cpu_ids
+        return sorted(c for c in listed if _has_topology(root, c))
+    online = []
+    for cpu in sorted(cpu_ids):
+        flag = _read(_sysdir(root, "cpu", f"cpu{cpu}", "online"))
+        # no flag (usually CPU 0, which cannot go offline): online if it has topology/
+        if flag == "1" or (flag != "0" and _has_topology(root, cpu)):
+            online.append(cpu)
+    return online
 
 
 def _has_topology(root, cpu):
