@@ -4,6 +4,8 @@ base:
   '*':
     - labsalt
     - htcondor
+    - openmpi
     - ppc64_emulation
     - vbox_egress
     - fritzbox_openwrt
+    - bind_ad

@@ -322,11 +322,10 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        # StrictHostKeyChecking=no as well: salt-ssh's nested calls (salt[...] in an SLS
-        # rendered on the master) do not inherit --ignore-host-keys.
         "ssh_options": [
-            "UserKnownHostsFile=/dev/null",
+            # throw-away hosts with a shared image key: never record or ask
             "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
             "LogLevel=ERROR",
         ],
     }
