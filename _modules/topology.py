@@ -161,20 +161,44 @@ def _sysdir(root, *parts):
 
 def _online_cpus(root, cpu_ids):
     """
-    Online CPUs: the global ``online`` list, else each CPU's ``online`` flag.  A
-    CPU without topology/ is not usable (hwloc treats it as offline too).
+    Online CPUs: the global ``online`` list, else each CPU's ``online`` flag (a
+    kernel without CPU hotplug has neither: then every CPU is online).
     """
     text = _read(_sysdir(root, "cpu", "online"))
     if text is not None:
-        listed = set(parse_cpulist(text)) & cpu_ids
-        return sorted(c for c in listed if _has_topology(root, c))
-    online = []
-    for cpu in sorted(cpu_ids):
-        flag = _read(_sysdir(root, "cpu", f"cpu{cpu}", "online"))
-        # no flag (usually CPU 0, which cannot go offline): online if it has topology/
-        if flag == "1" or (flag != "0" and _has_topology(root, cpu)):
-            online.append(cpu)
-    return online
+        return sorted(set(parse_cpulist(text)) & cpu_ids)
+    ordered = sorted(cpu_ids)
+    hotplug = any(
+        os.path.exists(_sysdir(root, "cpu", f"cpu{cpu}", "online")) for cpu in ordered[1:2]
+    )
+    if not hotplug:
+        return ordered
+    # CPU 0 usually has no flag: it cannot go offline.
+    return [c for c in ordered if _read(_sysdir(root, "cpu", f"cpu{c}", "online")) != "0"]
+
+
+def _with_topology(root, cpus, package_files):
+    """
+    ``cpus`` without those that have no topology/ directory, and the package
+    masks read on the way ({cpu: set}); a stat only where a mask is missing.
+    """
+    known = set()
+    kept = []
+    masks = {}
+    for cpu in cpus:
+        if cpu in known:
+            kept.append(cpu)
+            continue
+        topo = _sysdir(root, "cpu", f"cpu{cpu}", "topology")
+        siblings = _read_set(topo, *package_files)
+        if siblings is not None:
+            masks[cpu] = siblings
+            known.update(siblings)
+            known.add(cpu)
+            kept.append(cpu)
+        elif os.path.isdir(topo):
+            kept.append(cpu)
+    return kept, masks
 
 
 def _has_topology(root, cpu):
@@ -276,6 +300,15 @@ def discover(root="/"):
     cpu_ids = set(_numbered(_sysdir(root, "cpu"), "cpu"))
     online = _online_cpus(root, cpu_ids)
     if not online:
+        raise CommandExecutionError(f"{root}: no online CPU in sysfs")
+    # Which files this kernel has (newer names first), looked up once, not per CPU.
+    first = _sysdir(root, "cpu", f"cpu{online[0]}", "topology")
+    core_files = _present(first, ["core_cpus", "thread_siblings"], ["thread_siblings_list"])
+    package_files = _present(first, ["package_cpus", "core_siblings"], ["core_siblings_list"])
+    # A CPU without topology/ is not usable (hwloc counts it as offline too).  CPUs
+    # named in another CPU's package mask have it; only the others are checked.
+    online, package_masks = _with_topology(root, online, package_files)
+    if not online:
         raise CommandExecutionError(f"{root}: no online CPU with topology information in sysfs")
     online_set = set(online)
     topo_dir = {c: _sysdir(root, "cpu", f"cpu{c}", "topology") for c in online}
@@ -286,11 +319,6 @@ def discover(root="/"):
             return int(text)
         except (TypeError, ValueError):
             return default
-
-    # Which files this kernel has (newer names first), looked up once, not per CPU.
-    first = topo_dir[online[0]]
-    core_files = _present(first, ["core_cpus", "thread_siblings"], ["thread_siblings_list"])
-    package_files = _present(first, ["package_cpus", "core_siblings"], ["core_siblings_list"])
 
     # Cores: CPUs sharing core_cpus (thread_siblings in older kernels) and core_id.
     # AMD Bulldozer lists both integer cores of a module as siblings, with two
@@ -326,7 +354,7 @@ def discover(root="/"):
     for cpu in online:
         if cpu in package_of:
             continue
-        siblings = _read_set(topo_dir[cpu], *package_files)
+        siblings = package_masks.get(cpu) or _read_set(topo_dir[cpu], *package_files)
         members = frozenset((siblings or online_set) & online_set | {cpu})
         if any(other in package_of for other in members):
             conflicting.append(cpu)
