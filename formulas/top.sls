@@ -3,6 +3,7 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+    - htcondor
     - openmpi
   'I@labsalt:roles:emu':
     - match: compound

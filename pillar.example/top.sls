@@ -3,6 +3,7 @@
 base:
   '*':
     - labsalt
+    - htcondor
     - openmpi
     - ppc64_emulation
     - vbox_egress
