@@ -3,6 +3,10 @@
 base:
   '*':
     - labsalt
+    - htcondor
+    - openmpi
     - ppc64_emulation
     - vbox_egress
     - fritzbox_openwrt
+    - bind_ad
+    - ipxe
