@@ -3,12 +3,14 @@ Run labsalt's benchmarks: ``python -m bench`` runs all, ``python -m bench apply 
 the named ones, ``python -m bench --list`` lists them.
 
 Each ``bench/<name>.py`` has a docstring (its first line is the description) and
-``main(argv) -> int``.  Benchmarks print times as ratios against a reference
-measured in the same run, so numbers from different machines compare.
+``main(argv)`` or ``main()`` returning an exit status (None counts as 0).
+Benchmarks print times as ratios against a reference measured in the same run,
+so numbers from different machines compare.
 """
 
 import argparse
 import importlib
+import inspect
 import os
 import pkgutil
 import platform
@@ -53,7 +55,9 @@ def main(argv=None):
     status = 0
     for name in args.names or available():
         print(f"\n## {name}", flush=True)
-        status |= importlib.import_module(f"bench.{name}").main(rest)
+        entry = importlib.import_module(f"bench.{name}").main
+        takes_argv = bool(inspect.signature(entry).parameters)
+        status |= int((entry(rest) if takes_argv else entry()) or 0)
     return status
 
 
