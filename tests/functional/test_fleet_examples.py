@@ -62,11 +62,8 @@ def test_roster_loads_with_salt_ssh_flat_roster(tmp_path):
         assert entry["user"] == "debian" and entry["sudo"] is True
 
 
-@pytest.mark.parametrize(
-    ("host", "roles"),
-    [("ws01", ["workstation"]), ("ws04", ["workstation", "emu"]), ("turn01", ["turn"])],
-)
-def test_fleet_pillar_gives_each_host_its_roles(host, roles, tmp_path):
+def fleet_pillar(host, tmp_path):
+    """The pillar Salt compiles for ``host`` from examples/fleet/pillar."""
     opts = salt.config.minion_config(None)
     opts.update(
         id=host,
@@ -79,7 +76,35 @@ def test_fleet_pillar_gives_each_host_its_roles(host, roles, tmp_path):
     grains = {"id": host, "os_family": "Debian"}
     pillar = salt.pillar.get_pillar(opts, grains, host, saltenv="base").compile_pillar()
     assert "_errors" not in pillar, pillar.get("_errors")
-    assert pillar["labsalt"]["roles"] == roles
+    return pillar
+
+
+@pytest.mark.parametrize(
+    ("host", "roles"),
+    [("ws01", ["workstation"]), ("ws04", ["workstation", "emu"]), ("turn01", ["turn"])],
+)
+def test_fleet_pillar_gives_each_host_its_roles(host, roles, tmp_path):
+    assert fleet_pillar(host, tmp_path)["labsalt"]["roles"] == roles
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_per_host_overrides_pass_the_formulas_schemas(host, tmp_path, modules):
+    # Each formula's part of the host's pillar is what labsalt.mapdata merges
+    # and checks; an override with a typo or a wrong value fails here.
+    pillar = fleet_pillar(host, tmp_path)
+    for formula, data in pillar.items():
+        schema_file = REPO / "formulas" / formula / "parameters" / "schema.yaml"
+        if formula == "labsalt" or not schema_file.is_file():
+            continue
+        schema = yaml.safe_load(schema_file.read_text())
+        assert modules.labsalt.check_schema(data, schema, formula) == [], (host, formula)
+
+
+def test_overrides_reach_only_their_host(tmp_path):
+    assert fleet_pillar("ws02", tmp_path)["htcondor"]["slots"] == {"reserve_cores": 2}
+    ws03 = fleet_pillar("ws03", tmp_path)["htcondor"]["slots"]
+    assert ws03 == {"policy": "l3", "memory_cap_mb": 16384}
+    assert "htcondor" not in fleet_pillar("ws01", tmp_path)
 
 
 def test_every_role_in_the_fleet_is_one_formulas_top_knows():

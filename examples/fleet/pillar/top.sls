@@ -5,5 +5,9 @@ base:
     - roles.workstation
   'turn*':
     - roles.turn
+  'ws02':
+    - hosts.ws02
+  'ws03':
+    - hosts.ws03
   'ws04':
     - hosts.ws04
