@@ -172,9 +172,9 @@ def run_fleet(cmd, conf, args, state_run):
         opts["color"] = sys.stdout.isatty()
         out = args.out or ("highstate" if state_run else "nested")
         salt.output.display_output(returns, out=out, opts=opts)
-    sys.stderr.write(fleet.summary(results, time.monotonic() - start))
     if not results:
         raise LabsaltError(f"no host in the roster matches '{args.target}'")
+    sys.stderr.write(fleet.summary(results, time.monotonic() - start))
     if any(r.status != "ok" for r in results):
         return 1
     return 1 if code else 0

@@ -169,3 +169,10 @@ def test_make_run_predicts_and_changes_nothing():
     assert "Summary for" in proc.stdout
     changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     assert not changed, f"make run changed files in /etc: {changed}"
+
+
+def test_no_host_matches_the_target(confdir, roster):
+    proc = labsalt("ssh", roster, "nosuchhost", "apply", "probe", env=confdir)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("labsalt: no host in the roster matches 'nosuchhost'")
+    assert "Summary" not in proc.stderr
