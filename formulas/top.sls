@@ -3,3 +3,6 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+  'I@labsalt:roles:nas':
+    - match: compound
+    - spindown

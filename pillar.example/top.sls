@@ -3,3 +3,4 @@
 base:
   '*':
     - labsalt
+    - spindown
