@@ -706,6 +706,13 @@ def audit(device, seconds=60, interval=1.0, top=10, tracing=True):
         procs.values(),
         key=lambda e: (e["kernel_thread"], -e["intervals"], -e["requests"], -e["write_bytes"]),
     )
+    summary = [
+        f"{e['name']}[{e['pid']}]{' (kernel thread)' if e['kernel_thread'] else ''}: "
+        f"active in {e['intervals']} of {max(1, round(seconds / interval))} intervals, "
+        f"{e['reads']} reads, {e['writes']} writes, {e['dirtied']} dirtied, "
+        f"{e['read_bytes'] + e['write_bytes']} bytes"
+        for e in ranked[: int(top)]
+    ]
     reads = stats_after[0] - stats_before[0]
     writes = stats_after[2] - stats_before[2]
     return {
@@ -722,5 +729,6 @@ def audit(device, seconds=60, interval=1.0, top=10, tracing=True):
             "busy_intervals": busy_intervals,
         },
         "processes": ranked[: int(top)],
+        "summary": summary,
         "notes": notes,
     }
