@@ -322,7 +322,13 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        "ssh_options": ["UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        # StrictHostKeyChecking too: salt-ssh forgets --ignore-host-keys in the SSH
+        # calls it makes for execution modules called from Jinja while rendering.
+        "ssh_options": [
+            "UserKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=no",
+            "LogLevel=ERROR",
+        ],
     }
 
 
