@@ -7,6 +7,7 @@ The record lives in one JSON file on the target (``undo_file``), written by
 ``spindown.undo_set``.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -217,6 +218,67 @@ def jobs_restored(name, source, target, undo_file=UNDO_FILE):
         shutil.move(os.path.join(target, job), os.path.join(source, job))
     __salt__["spindown.undo_set"](name, None, undo_file)
     return _ret(name, changes, f"moved {', '.join(jobs)} back to {source}")
+
+
+# --------------------------------------------------------------------------- clock files
+
+
+def files_recorded(name, paths, undo_file=UNDO_FILE):
+    """
+    Before tmpfiles.d links replace ``paths``, remember for each whether it was a
+    file (and its time stamp) or absent, and whether its directory existed.
+    """
+    record = __salt__["spindown.undo_get"](name, undo_file) or {}
+    new = {}
+    for path in paths:
+        if path in record or os.path.islink(path):
+            continue
+        new[path] = {
+            "file": os.path.isfile(path),
+            "mtime": os.path.getmtime(path) if os.path.isfile(path) else None,
+            "dir": os.path.isdir(os.path.dirname(path)),
+        }
+    if not new:
+        return _ret(name, comment="recorded before")
+    if not __opts__["test"]:
+        __salt__["spindown.undo_set"](name, {**record, **new}, undo_file)
+    return _ret(name, {"recorded": sorted(new)}, f"recorded {', '.join(sorted(new))}")
+
+
+def files_restored(name, user, undo_file=UNDO_FILE):
+    """
+    Undo tmpfiles.d links recorded by :py:func:`files_recorded`: a file that was
+    there comes back as a regular file with the newer of its old and the /run
+    time stamp; a link where nothing was is removed, with a directory it needed.
+    """
+    record = __salt__["spindown.undo_get"](name, undo_file) or {}
+    todo = {path: was for path, was in record.items() if os.path.islink(path)}
+    if not todo:
+        if record and not __opts__["test"]:
+            __salt__["spindown.undo_set"](name, None, undo_file)
+        return _ret(name, comment="no links to undo")
+    changes = {
+        path: {"old": "link", "new": "file" if was["file"] else "absent"}
+        for path, was in todo.items()
+    }
+    if __opts__["test"]:
+        return _ret(name, changes, f"would restore {', '.join(sorted(todo))}")
+    for path, was in todo.items():
+        target = os.path.realpath(path)
+        os.unlink(path)
+        if was["file"]:
+            stamp = max(
+                was["mtime"] or 0, os.path.getmtime(target) if os.path.exists(target) else 0
+            )
+            with open(path, "w", encoding="utf-8"):
+                pass
+            os.utime(path, (stamp, stamp))
+            __salt__["file.chown"](path, user, user)
+        elif not was["dir"]:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(path))
+    __salt__["spindown.undo_set"](name, None, undo_file)
+    return _ret(name, changes, f"restored {', '.join(sorted(todo))}")
 
 
 # --------------------------------------------------------------------------- hdparm units

@@ -1,5 +1,6 @@
-{#- Drop the tmpfiles.d entries; the clock file becomes a regular file again,
-    keeping the time stamp timesyncd last wrote. #}
+{#- Drop the tmpfiles.d entries; a clock file that was there becomes a regular
+    file again, keeping the time stamp timesyncd last wrote; links where nothing
+    was are removed. #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set ts = mapdata.timesync %}
 
@@ -8,14 +9,7 @@ spindown-timesync-clean-conf:
     - name: {{ ts.conf }}
 
 spindown-timesync-clean-clock:
-  cmd.run:
-    - name: >-
-        rm /var/lib/systemd/timesync/clock &&
-        cp --preserve=mode,timestamps /run/systemd/timesync/clock /var/lib/systemd/timesync/clock &&
-        chown {{ ts.user }}:{{ ts.user }} /var/lib/systemd/timesync/clock
-    - onlyif: test -L /var/lib/systemd/timesync/clock -a -f /run/systemd/timesync/clock
-
-spindown-timesync-clean-old-clock-link:
-  file.absent:
-    - name: /var/lib/systemd/clock
-    - onlyif: test -L /var/lib/systemd/clock
+  spindown.files_restored:
+    - name: clock_files
+    - user: {{ ts.user }}
+    - undo_file: {{ mapdata.undo_file }}

@@ -6,6 +6,13 @@
 {%- set ts = mapdata.timesync %}
 {%- if ts.enabled %}
 
+spindown-timesync-clock-recorded:
+  spindown.files_recorded:
+    - name: clock_files
+    - paths: [/var/lib/systemd/timesync/clock, /var/lib/systemd/clock]
+    - undo_file: {{ mapdata.undo_file }}
+    - onlyif: getent passwd {{ ts.user }}
+
 spindown-timesync-clock-in-run:
   file.managed:
     - name: {{ ts.conf }}
@@ -18,6 +25,8 @@ spindown-timesync-clock-in-run:
         L+ /var/lib/systemd/timesync/clock - - - - /run/systemd/timesync/clock
         L+ /var/lib/systemd/clock - - - - /run/systemd/clock
     - onlyif: getent passwd {{ ts.user }}
+    - require:
+      - spindown: spindown-timesync-clock-recorded
 
 spindown-timesync-links-created:
   cmd.run:
