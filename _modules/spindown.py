@@ -160,13 +160,13 @@ def describe_spindown_time(value):
     _check_spindown_time(value, "spindown_time")
     if value == 0:
         return "never (spin-down off)"
-    if value <= 240:
-        seconds = value * 5
-        return f"{seconds // 60} min {seconds % 60} s" if seconds % 60 else f"{seconds // 60} min"
-    if value <= 251:
-        minutes = (value - 240) * 30
-        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
-    return {252: "21 min", 253: "vendor-defined (8-12 h)", 255: "21 min 15 s"}[value]
+    if value == 253:
+        return "vendor-defined (8-12 h)"
+    seconds = {252: 21 * 60, 255: 21 * 60 + 15}.get(value)
+    if seconds is None:
+        seconds = value * 5 if value <= 240 else (value - 240) * 1800
+    parts = [(seconds // 3600, "h"), (seconds % 3600 // 60, "min"), (seconds % 60, "s")]
+    return " ".join(f"{amount} {unit}" for amount, unit in parts if amount)
 
 
 # --------------------------------------------------------------------------- plan
