@@ -695,19 +695,35 @@ def audit(device, seconds=60, interval=1.0, top=10, tracing=True):
                 entry["read_bytes"] += read
                 entry["write_bytes"] += written
                 entry["intervals"].add(0)
+    # A command that runs again and again (a cron job, `dma -q`) is one culprit:
+    # entries with the same name and command line are merged, their pids listed.
+    merged = {}
+    counters = ("reads", "writes", "read_bytes", "write_bytes", "dirtied")
     for entry in procs.values():
         read, written = deltas.get(entry["pid"], (0, 0))
-        entry["io_read_bytes"] = read
-        entry["io_write_bytes"] = written
+        key = (entry["name"], entry["cmdline"], entry["kernel_thread"])
+        if key not in merged:
+            merged[key] = dict(entry, pids=[], intervals=set(), io_read_bytes=0, io_write_bytes=0)
+            for counter in counters:
+                merged[key][counter] = 0
+        into = merged[key]
+        into["pids"].append(entry["pid"])
+        into["intervals"] |= entry["intervals"]
+        into["io_read_bytes"] += read
+        into["io_write_bytes"] += written
+        for counter in counters:
+            into[counter] += entry[counter]
+    for entry in merged.values():
         entry["intervals"] = len(entry["intervals"])
         entry["requests"] = entry["reads"] + entry["writes"] + entry["dirtied"]
 
     ranked = sorted(
-        procs.values(),
+        merged.values(),
         key=lambda e: (e["kernel_thread"], -e["intervals"], -e["requests"], -e["write_bytes"]),
     )
     summary = [
-        f"{e['name']}[{e['pid']}]{' (kernel thread)' if e['kernel_thread'] else ''}: "
+        f"{e['name']}[{','.join(map(str, e['pids']))}]"
+        f"{' (kernel thread)' if e['kernel_thread'] else ''}: "
         f"active in {e['intervals']} of {max(1, round(seconds / interval))} intervals, "
         f"{e['reads']} reads, {e['writes']} writes, {e['dirtied']} dirtied, "
         f"{e['read_bytes'] + e['write_bytes']} bytes"

@@ -280,3 +280,25 @@ def test_audit_of_a_quiet_disk_names_nobody(modules, loop):
     report = modules.spindown.audit(loop[0], seconds=2)
     assert report["processes"] == [], report["summary"]
     assert report["disk"]["busy_intervals"] == 0
+
+
+def test_audit_merges_a_command_that_runs_again_and_again(modules, loop):
+    # Like a cron job: a new short-lived process each time, same command line.
+    target = loop[1] / "cronlike"
+    spawner = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"while :; do dd if=/dev/zero of={target} bs=4k count=1 conv=fsync 2>/dev/null;"
+            " sleep 0.3; done",
+        ]
+    )
+    try:
+        report = modules.spindown.audit(loop[0], seconds=3)
+    finally:
+        spawner.kill()
+        spawner.wait()
+    top = report["processes"][0]
+    assert top["name"] == "dd", report["summary"]
+    assert len(top["pids"]) >= 3
+    assert top["intervals"] >= 2

@@ -24,6 +24,8 @@ spindown-hdparm-conf:
         }
 {%- endfor %}
     - append_if_not_found: true
+    # Debian's hdparm package ships the file; in test mode before hdparm is installed, skip.
+    - onlyif: test -f {{ mapdata.hdparm.conf }}
     - require:
       - pkg: spindown-hdparm-installed
 
