@@ -303,3 +303,12 @@ def test_audit_merges_a_command_that_runs_again_and_again(modules, loop):
     assert top["name"] == "dd", report["summary"]
     assert len(top["pids"]) >= 3
     assert top["intervals"] >= 2
+
+
+def test_journal_dropin_only_when_asked(modules):
+    pillar = {"spindown": {"journal": {"storage": "volatile", "sync_interval": "1h"}}}
+    ret = modules.state.show_sls("spindown.journal", pillar=pillar)
+    contents = _arg(ret["spindown-journal-dropin"], "contents")
+    assert "[Journal]\nStorage=volatile\nSyncIntervalSec=1h\n" in contents
+    ret = modules.state.show_sls("spindown.journal")
+    assert "absent" in ret["spindown-journal-dropin"]["file"]
