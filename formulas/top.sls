@@ -3,6 +3,20 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+    - htcondor
+    - openmpi
+  'I@labsalt:roles:emu':
+    - match: compound
+    - ppc64_emulation
+  'I@labsalt:roles:vbox':
+    - match: compound
+    - vbox_egress
+  'I@labsalt:roles:dns':
+    - match: compound
+    - bind_ad
+  'I@labsalt:roles:pxe':
+    - match: compound
+    - ipxe
   'I@labsalt:roles:nas':
     - match: compound
     - spindown

@@ -3,4 +3,11 @@
 base:
   '*':
     - labsalt
+    - htcondor
+    - openmpi
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt
+    - bind_ad
+    - ipxe
     - spindown

@@ -322,11 +322,10 @@ def roster_entry(host):
         "user": "root",
         "priv": str(host.image.ssh_key),
         "timeout": 15,
-        # StrictHostKeyChecking too: salt-ssh forgets --ignore-host-keys in the SSH
-        # calls it makes for execution modules called from Jinja while rendering.
         "ssh_options": [
-            "UserKnownHostsFile=/dev/null",
+            # throw-away hosts with a shared image key: never record or ask
             "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
             "LogLevel=ERROR",
         ],
     }
