@@ -17,3 +17,6 @@ base:
   'I@labsalt:roles:pxe':
     - match: compound
     - ipxe
+  'I@labsalt:roles:nas':
+    - match: compound
+    - spindown

@@ -10,3 +10,4 @@ base:
     - fritzbox_openwrt
     - bind_ad
     - ipxe
+    - spindown
