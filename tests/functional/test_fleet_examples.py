@@ -81,7 +81,12 @@ def fleet_pillar(host, tmp_path):
 
 @pytest.mark.parametrize(
     ("host", "roles"),
-    [("ws01", ["workstation"]), ("ws04", ["workstation", "emu"]), ("turn01", ["turn"])],
+    [
+        ("ws01", ["workstation"]),
+        ("ws03", ["workstation", "nas"]),
+        ("ws04", ["workstation", "emu"]),
+        ("turn01", ["turn"]),
+    ],
 )
 def test_fleet_pillar_gives_each_host_its_roles(host, roles, tmp_path):
     assert fleet_pillar(host, tmp_path)["labsalt"]["roles"] == roles
@@ -102,8 +107,9 @@ def test_per_host_overrides_pass_the_formulas_schemas(host, tmp_path, modules):
 
 def test_overrides_reach_only_their_host(tmp_path):
     assert fleet_pillar("ws02", tmp_path)["htcondor"]["slots"] == {"reserve_cores": 2}
-    ws03 = fleet_pillar("ws03", tmp_path)["htcondor"]["slots"]
-    assert ws03 == {"policy": "l3", "memory_cap_mb": 16384}
+    ws03 = fleet_pillar("ws03", tmp_path)
+    assert ws03["htcondor"]["slots"] == {"policy": "l3", "memory_cap_mb": 16384}
+    assert ws03["spindown"]["disks"][0]["spindown_time"] == 241
     assert "htcondor" not in fleet_pillar("ws01", tmp_path)
 
 
