@@ -1,6 +1,7 @@
 """Converge 1, 2, 4 and 8 fresh hosts in one `labsalt ssh` call: time, ratio to one host, CPU."""
 
 import argparse
+import statistics
 
 from bench._util import BIN, REPO, table, timed
 from tests.support import hosts
@@ -21,6 +22,24 @@ def converge(factory, names, max_procs):
     finally:
         for host in started:
             factory.stop(host)
+
+
+def noop_vs_ping(factory, runs=3):
+    """On one converged host: a no-op re-apply against test.ping, both over salt-ssh."""
+    (host,) = factory.start_many(["noop"])
+    try:
+        env = {"LABSALT_ROOT": str(SUITE)}
+        base = [BIN / "labsalt", "ssh", host.roster, host.name]
+        opts = ["--pillar", SUITE / "pillar.example", "--ignore-host-keys", "-q"]
+        apply = [*base, "apply", "probe", *opts]
+        ping = [*base, *opts, "--call", "test.ping"]
+        timed(apply, env)  # converge
+        timed(ping, env)
+        ping_s = statistics.median(timed(ping, env)[0] for _ in range(runs))
+        noop_s = statistics.median(timed(apply, env)[0] for _ in range(runs))
+    finally:
+        factory.stop(host)
+    return ping_s, noop_s
 
 
 def main(argv):
@@ -45,9 +64,18 @@ def main(argv):
             one = one or wall  # the first size (1 by default) is the reference
             ratio = f"{wall / one:.2f}"
             rows.append([n, f"{wall:.1f}", ratio, f"{cpu / n:.1f}", f"{host_cpu / n:.1f}"])
+        ping_s, noop_s = noop_vs_ping(factory)
     finally:
         factory.stop_all()
-    print("probe formula (package from the apt cache, config with check_cmd, service)")
+    print("one converged host over salt-ssh (median of 3):")
+    table(
+        ["command", "s", "ratio"],
+        [
+            ["labsalt ssh HOST --call test.ping (reference)", f"{ping_s:.1f}", "1.00"],
+            ["labsalt ssh HOST apply probe (no-op)", f"{noop_s:.1f}", f"{noop_s / ping_s:.2f}"],
+        ],
+    )
+    print("\nprobe formula (package from the apt cache, config with check_cmd, service)")
     print("(the hosts share this machine's CPUs with the master; on a real fleet they do not)")
     header = ["hosts", "wall s", "ratio to 1 host", "master CPU s/host", "host CPU s/host"]
     table(header, rows)
