@@ -3,3 +3,9 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+  'I@labsalt:roles:turn':
+    - match: compound
+    - coturn
+  'I@labsalt:roles:bbb':
+    - match: compound
+    - bigbluebutton

@@ -3,3 +3,5 @@
 base:
   '*':
     - labsalt
+    - coturn
+    - bigbluebutton
