@@ -789,7 +789,7 @@ def phone_number(number, key="bigbluebutton:dialin:number"):
     """
     text = str(number or "")
     digits = re.sub(r"\D", "", text)
-    if not re.fullmatch(r"\+?[0-9][0-9 ()/.-]*", text) or not 4 <= len(digits) <= 15:
+    if not re.fullmatch(r"\+?[0-9(][0-9 ()/.-]*", text) or not 4 <= len(digits) <= 15:
         raise SaltInvocationError(
             f"{key} '{text}' is not a phone number: use digits with optional spaces, "
             "( ) / - . and a leading +, 4 to 15 digits in all (e.g. +49 711 12345678)"

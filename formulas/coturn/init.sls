@@ -3,4 +3,4 @@ include:
   - coturn.package.install
   - coturn.config.file
   - coturn.service.running
-  - coturn.firewall.rules
+  - coturn.firewall.service

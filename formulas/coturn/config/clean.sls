@@ -4,4 +4,4 @@ coturn-config-removed:
   file.absent:
     - names:
       - {{ mapdata.config_file }}
-      - /usr/local/lib/labsalt/turnserver-check
+      - {{ mapdata.checker }}

@@ -11,7 +11,7 @@ include:
 # installed turnserver lists in its --help, the port range and the peer ranges.
 coturn-config-checker:
   file.managed:
-    - name: /usr/local/lib/labsalt/turnserver-check
+    - name: {{ mapdata.checker }}
     - source: salt://{{ tpldir.split("/")[0] }}/files/turnserver-check.py
     - makedirs: true
     - mode: "0755"
@@ -27,7 +27,7 @@ coturn-config:
     - group: turnserver
     - mode: "0640"
     - show_changes: false
-    - check_cmd: /usr/local/lib/labsalt/turnserver-check
+    - check_cmd: {{ mapdata.checker }}
     - require:
       - pkg: coturn-package
       - file: coturn-config-checker

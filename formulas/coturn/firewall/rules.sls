@@ -25,35 +25,6 @@ coturn-firewall-rules:
     - check_cmd: /usr/sbin/nft --check --file
     - require:
       - pkg: coturn-firewall-package
-
-coturn-firewall-unit:
-  file.managed:
-    - name: /etc/systemd/system/{{ fw.unit }}
-    - contents: |
-        # Managed by Salt (labsalt coturn formula)
-        [Unit]
-        Description=labsalt: host firewall for coturn (nftables table {{ fw.table }})
-        Wants=network-pre.target
-        Before=network-pre.target coturn.service
-
-        [Service]
-        Type=oneshot
-        RemainAfterExit=yes
-        ExecStart=/usr/sbin/nft -f {{ fw.rules_file }}
-        ExecReload=/usr/sbin/nft -f {{ fw.rules_file }}
-        ExecStop=/usr/sbin/nft delete table inet {{ fw.table }}
-
-        [Install]
-        WantedBy=multi-user.target
-
-coturn-firewall-service:
-  service.running:
-    - name: {{ fw.unit }}
-    - enable: true
-    - reload: true
-    - watch:
-      - file: coturn-firewall-rules
-      - file: coturn-firewall-unit
 {%- else %}
 
 include:
