@@ -225,7 +225,8 @@ def test_secret_and_server_url_from_override_before_defaults():
 def _xmllint_ok(text, tmp_path):
     path = tmp_path / "check.xml"
     path.write_text(text)
-    proc = subprocess.run(["xmllint", "--noout", str(path)], capture_output=True, text=True)
+    cmd = ["xmllint", "--noout", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return proc.returncode == 0, proc.stderr
 
 
