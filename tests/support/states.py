@@ -2,7 +2,11 @@
 
 
 def results(ret):
-    """Accept the dict of a highstate (or of one minion under its id) and return the states."""
+    """
+    Accept a highstate dict (bare, under one minion id, or salt-factories'
+    StateResult wrappers) and return the states; a list means render errors.
+    """
+    ret = getattr(ret, "raw", ret)
     if isinstance(ret, dict) and len(ret) == 1:
         (only,) = ret.values()
         nested = isinstance(only, dict) and all(isinstance(v, dict) for v in only.values())

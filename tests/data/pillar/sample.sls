@@ -1,0 +1,5 @@
+sample:
+  lookup:
+    greeting: from-lookup
+  slots:
+    policy: l3

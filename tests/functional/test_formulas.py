@@ -1,0 +1,39 @@
+"""Every formula has the shared layout and renders against the example pillar on this machine."""
+
+import pytest
+import yaml
+
+from tests.conftest import FORMULAS, REPO
+
+PILLAR_TOP = yaml.safe_load((REPO / "pillar.example" / "top.sls").read_text())
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_layout(formula):
+    root = REPO / "formulas" / formula
+    for relpath in (
+        "init.sls",
+        "clean.sls",
+        "README.md",
+        "parameters/defaults.yaml",
+        "parameters/schema.yaml",
+    ):
+        assert (root / relpath).is_file(), f"formulas/{formula}/{relpath} is missing"
+    assert (REPO / "pillar.example" / f"{formula}.sls").is_file()
+    listed = [sls for targets in PILLAR_TOP.values() for slss in targets.values() for sls in slss]
+    assert formula in listed, f"pillar.example/top.sls does not list {formula}"
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+@pytest.mark.parametrize("sls", ["", ".clean"])
+def test_renders_with_example_pillar(modules, formula, sls):
+    ret = modules.state.show_sls(formula + sls)
+    assert isinstance(ret, dict), f"{formula}{sls} failed to render: {ret}"
+    assert ret, f"{formula}{sls} rendered no states"
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_mapdata_matches_its_schema(modules, formula):
+    data = modules.labsalt.mapdata(formula)
+    assert isinstance(data, dict)
+    assert data, f"{formula} has no parameters"
