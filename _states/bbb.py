@@ -7,7 +7,16 @@ Secrets are passed by pillar key (``turn_secret_pillar: coturn:static_auth_secre
 never by value, so they are not in the rendered SLS, and they are shown as ``***``.
 """
 
+import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:  # Salt >= 3008 masks pillar values outside of rendering
+    from salt.utils.secret import expose as _expose
+except ImportError:  # Salt 3006/3007
+
+    def _expose(value):
+        return value
+
 
 __virtualname__ = "bbb"
 
@@ -25,7 +34,10 @@ def _ret(name):
 
 
 def _pillar_secret(key):
-    return __salt__["pillar.get"](key) if key else None
+    """The value at pillar ``key`` (``a:b:c``), unmasked, or None."""
+    if not key:
+        return None
+    return _expose(salt.utils.data.traverse_dict_and_list(__pillar__, key, None, delimiter=":"))
 
 
 def properties(name, settings=None, secret_settings=None):
@@ -181,20 +193,33 @@ def installed(
     return ret
 
 
-def api_healthy(name, url=None, secret_pillar=None, algorithm="sha1"):
+def api_healthy(
+    name,
+    *,
+    url=None,
+    secret_pillar=None,
+    algorithm="sha1",
+    properties="/etc/bigbluebutton/bbb-web.properties",
+    default_properties="/usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties",
+):
     """
     Check that BBB's API answers signed ``getMeetings`` and ``isMeetingRunning``
     calls.  ``url`` is the server URL (default: this host's
     ``bigbluebutton.web.serverURL``); the secret comes from ``secret_pillar`` or
-    else this host's ``securitySalt``.  Changes nothing; in test mode it only
-    says what it would check.
+    else this host's ``securitySalt`` (from ``properties`` over
+    ``default_properties``).  Changes nothing; in test mode it only says what it
+    would check.
     """
     ret = _ret(name)
     if __opts__["test"]:
         ret.update(result=None, comment="would check the BBB API with getMeetings")
         return ret
     try:
-        seen = __salt__["bbb.health"](url, _pillar_secret(secret_pillar), algorithm)
+        secret = _pillar_secret(secret_pillar) or __salt__["bbb.secret"](
+            default_properties, properties
+        )
+        url = url or __salt__["bbb.server_url"](default_properties, properties)
+        seen = __salt__["bbb.health"](url, secret, algorithm)
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -202,7 +227,15 @@ def api_healthy(name, url=None, secret_pillar=None, algorithm="sha1"):
     return ret
 
 
-def mattermost_plugin(name, token_pillar, bbb_url=None, plugin_id="bigbluebutton"):
+def mattermost_plugin(
+    name,
+    token_pillar,
+    *,
+    bbb_url=None,
+    plugin_id="bigbluebutton",
+    properties="/etc/bigbluebutton/bbb-web.properties",
+    default_properties="/usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties",
+):
     """
     Put this BBB server's API URL and secret into the Mattermost BigBlueButton
     plugin at Mattermost URL ``name``, with the admin token from pillar key
@@ -217,9 +250,10 @@ def mattermost_plugin(name, token_pillar, bbb_url=None, plugin_id="bigbluebutton
         ret.update(result=None, comment=f"would set the {plugin_id} plugin's URL and secret")
         return ret
     try:
-        bbb_url = bbb_url or __salt__["bbb.server_url"]()
+        bbb_url = bbb_url or __salt__["bbb.server_url"](default_properties, properties)
+        secret = __salt__["bbb.secret"](default_properties, properties)
         changed = __salt__["bbb.mattermost_plugin_settings"](
-            name, token, bbb_url, plugin_id=plugin_id
+            name, token, bbb_url, secret, plugin_id=plugin_id
         )
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret.update(result=False, comment=str(exc))

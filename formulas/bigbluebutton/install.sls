@@ -11,11 +11,11 @@
 
 bigbluebutton-installed:
   bbb.installed:
-    - name: {{ installer.version }}
-    - url: {{ installer.url }}
-    - sha256: {{ installer.sha256 }}
-    - hostname: {{ mapdata.hostname }}
-    - email: {{ mapdata.email }}
+    - name: {{ installer.version | json }}
+    - url: {{ installer.url | json }}
+    - sha256: {{ installer.sha256 | json }}
+    - hostname: {{ mapdata.hostname | json }}
+    - email: {{ mapdata.email | json }}
     - turn_host: {{ mapdata.turn.host | json }}
     - turn_secret_pillar: {{ mapdata.turn.secret_pillar }}
     - greenlight: {{ installer.greenlight }}

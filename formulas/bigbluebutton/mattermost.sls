@@ -11,6 +11,8 @@ bigbluebutton-mattermost-plugin:
     - name: {{ mm.url }}
     - token_pillar: bigbluebutton:mattermost:token
     - plugin_id: {{ mm.plugin_id }}
+    - properties: {{ mapdata.paths.properties }}
+    - default_properties: {{ mapdata.paths.default_properties }}
     - require:
       - cmd: bigbluebutton-restart
 {%- else %}

@@ -10,8 +10,10 @@ bigbluebutton-api-healthy:
   bbb.api_healthy:
     - url: {{ mapdata.api.url | json }}
     - algorithm: {{ mapdata.api.algorithm }}
+    - properties: {{ mapdata.paths.properties }}
+    - default_properties: {{ mapdata.paths.default_properties }}
     - retry:
-        attempts: 12
+        attempts: {{ mapdata.api.retries }}
         interval: 10
     - require:
       - cmd: bigbluebutton-restart

@@ -12,7 +12,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -51,9 +53,23 @@ def write_pillar(path, coturn):
 
 
 @pytest.fixture(scope="module")
-def turn(tmp_path_factory):
+def scratch():
+    """Temp dirs of our own: pytest's numbered ones are pruned by concurrent sessions."""
+    with tempfile.TemporaryDirectory(prefix="labsalt-bbb-") as base:
+        counter = iter(range(1000))
+
+        def make(name):
+            path = Path(base) / f"{name}{next(counter)}"
+            path.mkdir()
+            return path
+
+        yield make
+
+
+@pytest.fixture(scope="module")
+def turn(scratch):
     """The TURN namespace, its rendered config, the running turnserver and a peer."""
-    tmp = tmp_path_factory.mktemp("coturn")
+    tmp = scratch("coturn")
     with netns.namespace("turn") as ns:
         pillar = {
             "realm": "turn.lab.test",
@@ -178,7 +194,8 @@ def test_config_is_idempotent_and_secret_never_shown(turn):
     assert "denied-peer-ip=10.0.0.0-10.255.255.255" in conf
 
 
-def test_missing_secret_refused_before_anything(tmp_path):
+def test_missing_secret_refused_before_anything(scratch):
+    tmp_path = scratch("nosecret")
     target = tmp_path / "turnserver.conf"
     pillar_dir = write_pillar(
         tmp_path / "pillar",
@@ -190,7 +207,8 @@ def test_missing_secret_refused_before_anything(tmp_path):
     assert not target.exists() and not (tmp_path / "c").exists()
 
 
-def test_broken_config_leaves_live_file(turn, tmp_path):
+def test_broken_config_leaves_live_file(turn, scratch):
+    tmp_path = scratch("broken")
     """A value turnserver cannot take fails the checker; the live file stays."""
     live = turn["tmp"] / "turnserver.conf"
     before = live.read_text()

@@ -137,9 +137,7 @@ def test_installer_bad_input_names_the_key(kwargs, message):
     base = {"version": "jammy-300", "hostname": "bbb.example.org", "email": "a@example.org"}
     base.update(kwargs)
     with pytest.raises(SaltInvocationError, match=message) as info:
-        bbb.installer_args(
-            base.pop("version"), base.pop("hostname"), base.pop("email"), **base
-        )
+        bbb.installer_args(base.pop("version"), base.pop("hostname"), base.pop("email"), **base)
     assert "short" not in str(info.value)
 
 
