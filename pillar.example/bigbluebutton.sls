@@ -6,7 +6,8 @@ bigbluebutton:
     version: jammy-300
     url: https://raw.githubusercontent.com/bigbluebutton/bbb-install/v3.0.x-release/bbb-install.sh
     # sha256sum of the script at url, after you read it (required).
-    sha256: 0000000000000000000000000000000000000000000000000000000000000000
+    # (placeholder: replace with the real digest)
+    sha256: "0000000000000000000000000000000000000000000000000000000000000000"
     greenlight: false
   turn:
     host: turn.lab.example.org
