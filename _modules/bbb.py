@@ -139,7 +139,7 @@ def _xml_to_dict(element):
     return out
 
 
-def call(name, params=None, base_url=None, secret=None, algorithm=None, *, timeout=10):
+def call(name, params=None, base_url=None, secret=None, algorithm=None, timeout=10):  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     """
     Call the BBB API and return its XML answer as a dict.  ``base_url`` and the
     secret default to this host's ``bigbluebutton.web.serverURL`` and
@@ -423,7 +423,7 @@ def _tag_span(text, tag, match, start=0, end=None):
     return spans
 
 
-def edit_xml_attribute(text, tag, match, attribute, value, *, scope=None):
+def edit_xml_attribute(text, tag, match, attribute, value, scope=None):  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     """
     Return ``(new_text, count)``: in XML ``text``, set ``attribute`` to ``value``
     on every ``<tag>`` element whose attributes include ``match``; with
@@ -484,7 +484,7 @@ def _xml_escape(value):
     return value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
 
 
-def set_xml_attribute(path, tag, match, attribute, value, *, scope=None, test=False):
+def set_xml_attribute(path, tag, match, attribute, value, scope=None, test=False):  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     """
     Set one attribute in a FreeSWITCH XML file (see
     :py:func:`edit_xml_attribute`); return how many elements changed (or would).
@@ -509,11 +509,10 @@ def set_xml_attribute(path, tag, match, attribute, value, *, scope=None, test=Fa
 # --------------------------------------------------------------------------- installer
 
 
-def installer_args(
+def installer_args(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     version,
     hostname,
     email,
-    *,
     turn_host=None,
     turn_secret=None,
     greenlight=False,
@@ -728,8 +727,8 @@ def run_installer(script, args, secrets=(), log_file="/var/log/labsalt/bbb-insta
 # --------------------------------------------------------------------------- Mattermost
 
 
-def mattermost_plugin_settings(
-    url, token, bbb_url, bbb_secret=None, *, plugin_id="bigbluebutton", timeout=10
+def mattermost_plugin_settings(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
+    url, token, bbb_url, bbb_secret=None, plugin_id="bigbluebutton", timeout=10
 ):
     """
     Put BBB's API URL and secret into the Mattermost BigBlueButton plugin's

@@ -86,7 +86,7 @@ def properties(name, settings=None, secret_settings=None):
     return ret
 
 
-def xml_attribute(name, tag, match, attribute, value, *, scope=None):
+def xml_attribute(name, tag, match, attribute, value, scope=None):  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     """
     Set one attribute of matching elements in a FreeSWITCH XML file, in place
     (comments and layout stay), the result checked to be well-formed.
@@ -121,13 +121,12 @@ def xml_attribute(name, tag, match, attribute, value, *, scope=None):
     return ret
 
 
-def installed(
+def installed(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     name,
     url,
     sha256,
     hostname,
     email,
-    *,
     turn_host=None,
     turn_secret_pillar=None,
     greenlight=False,
@@ -193,9 +192,8 @@ def installed(
     return ret
 
 
-def api_healthy(
+def api_healthy(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     name,
-    *,
     url=None,
     secret_pillar=None,
     algorithm="sha1",
@@ -227,10 +225,9 @@ def api_healthy(
     return ret
 
 
-def mattermost_plugin(
+def mattermost_plugin(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     name,
     token_pillar,
-    *,
     bbb_url=None,
     plugin_id="bigbluebutton",
     properties="/etc/bigbluebutton/bbb-web.properties",
