@@ -3,6 +3,16 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+    - openmpi
+  'I@labsalt:roles:emu':
+    - match: compound
+    - ppc64_emulation
+  'I@labsalt:roles:vbox':
+    - match: compound
+    - vbox_egress
+  'I@labsalt:roles:dns':
+    - match: compound
+    - bind_ad
   'I@labsalt:roles:turn':
     - match: compound
     - coturn

@@ -3,5 +3,10 @@
 base:
   '*':
     - labsalt
+    - openmpi
+    - ppc64_emulation
+    - vbox_egress
+    - fritzbox_openwrt
+    - bind_ad
     - coturn
     - bigbluebutton

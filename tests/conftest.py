@@ -7,6 +7,7 @@ the formula or module it is about: a file or directory named after a formula
 formula's marker, so ``pytest -m htcondor`` runs one formula's tests alone.
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +23,9 @@ LAYERS = ["unit", "functional", "integration", "e2e", "lint"]
 
 
 def pytest_configure(config):
+    # Salt's deferred log handlers flush at interpreter exit, after pytest has
+    # closed the streams they captured; do not print those flush errors.
+    logging.raiseExceptions = False
     for name in sorted(set(FORMULAS + TOPICS)):
         config.addinivalue_line("markers", f"{name}: tests of the {name} formula or module")
     config.addinivalue_line("markers", "unit: pure logic, no Salt loader")
@@ -62,3 +66,21 @@ def salt_factories_config():
 @pytest.fixture(scope="session")
 def repo():
     return REPO
+
+
+@pytest.fixture(scope="module")
+def host_factory():
+    """
+    Throw-away Debian 12 hosts (tests/support/hosts.py): ``host_factory.start("name")``.
+    All hosts of a test module are stopped and removed at its end, even on failure.
+    """
+    from tests.support import hosts  # noqa: PLC0415  (only e2e tests need it)
+
+    reason = hosts.unavailable()
+    if reason:
+        pytest.skip(reason)
+    factory = hosts.HostFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()

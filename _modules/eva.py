@@ -1,0 +1,346 @@
+"""
+Flash OpenWRT onto an AVM Fritz!Box through its EVA bootloader's FTP server.
+
+During the first seconds after power-on, AVM's bootloader (EVA, formerly ADAM2)
+answers FTP at the box's address (192.168.178.1 by default) with the login
+adam2/adam2.  OpenWRT's instructions for the Fritz!Box 3370 (lab notebook,
+"OpenWRT on AVM Fritz!Box 3370") are::
+
+    quote USER adam2
+    quote PASS adam2
+    quote SETENV linux_fs_start 0
+    binary
+    quote MEDIA FLSH
+    put <...-eva-kernel.bin> mtd1
+    put <...-eva-filesystem.bin> mtd0
+    quote REBOOT
+
+This module does the same, but safely: it checks the images on disk first
+(model and flash chip in the file names, kernel/filesystem not swapped, sizes),
+waits for the short FTP window with retries, reads the box's environment
+(``GETENV ProductID``, ``HWRevision``, partition sizes where the box reports
+them) and refuses a box of another model or revision before anything is
+uploaded, then sends kernel then filesystem and reports progress.
+"""
+
+import ftplib
+import hashlib
+import logging
+import os
+import re
+import time
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "eva"
+
+DEFAULT_ADDRESS = "192.168.178.1"
+DEFAULT_USER = "adam2"
+DEFAULT_PASSWORD = "adam2"  # noqa: S105  (AVM's documented bootloader login)
+# The NAND chips the 3370 shipped with; OpenWRT builds one image set for each.
+FLASH_CHIPS = ("micron", "hynix", "toshiba", "samsung", "macronix", "spansion")
+# Model in EVA's ProductID -> the tag OpenWRT puts in its image file names.
+MODEL_TAGS = {"Fritz_Box_3370": "fritz3370"}
+ENV_NAMES = ("ProductID", "HWRevision", "HWSubRevision", "urlader-version", "mtd0", "mtd1")
+CHUNK = 64 * 1024
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_images(kernel, filesystem, model="Fritz_Box_3370", flash_chip=None):
+    """
+    Check the two image files before anything else: they exist and are not empty,
+    the kernel is not the filesystem image (or the other way round), and the file
+    names name this model and flash chip (OpenWRT's names do, e.g.
+    ``...-avm_fritz3370-rev2-micron-squashfs-eva-kernel.bin``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call eva.check_images /srv/openwrt/...-eva-kernel.bin \\
+            /srv/openwrt/...-eva-filesystem.bin flash_chip=micron
+    """
+    if flash_chip is not None and flash_chip not in FLASH_CHIPS:
+        raise SaltInvocationError(
+            f"flash_chip {flash_chip!r} is not one of {', '.join(FLASH_CHIPS)}"
+        )
+    images = {}
+    for role, path, other in (
+        ("kernel", kernel, "filesystem"),
+        ("filesystem", filesystem, "kernel"),
+    ):
+        if not path or not os.path.isfile(path):
+            raise SaltInvocationError(f"{role} image {path!r} does not exist")
+        size = os.path.getsize(path)
+        if size == 0:
+            raise SaltInvocationError(f"{role} image {path} is empty")
+        name = os.path.basename(path).lower()
+        if f"-{other}" in name and f"-{role}" not in name:
+            raise SaltInvocationError(
+                f"{role} image {path} looks like the {other} image: kernel and filesystem swapped?"
+            )
+        tag = MODEL_TAGS.get(model)
+        if tag and re.search(r"fritz\d{4}", name) and tag not in name:
+            raise SaltInvocationError(
+                f"{role} image {path} is built for another model (expected '{tag}' for {model})"
+            )
+        named_chips = [chip for chip in FLASH_CHIPS if chip in name]
+        if flash_chip and named_chips and flash_chip not in named_chips:
+            raise SaltInvocationError(
+                f"{role} image {path} is built for {'/'.join(named_chips)} flash, but this box "
+                f"has {flash_chip}: flashing it would leave the box unbootable"
+            )
+        images[role] = {"path": path, "size": size, "sha256": _sha256(path)}
+    return images
+
+
+# --------------------------------------------------------------------------- FTP
+
+
+def _connect(  # noqa: PLR0917
+    address=DEFAULT_ADDRESS,
+    port=21,
+    user=DEFAULT_USER,
+    password=DEFAULT_PASSWORD,
+    window=60,
+    retry_interval=0.5,
+    timeout=10,
+):
+    """
+    Log in to EVA, retrying for ``window`` seconds: EVA listens only for a few
+    seconds after power-on, so start this, then switch the box on.  Returns an
+    ``ftplib.FTP`` (for use from Python); raises when the window passed.
+    """
+    deadline = time.monotonic() + float(window)
+    attempts, last = 0, None
+    while True:
+        attempts += 1
+        ftp = ftplib.FTP(timeout=timeout)
+        try:
+            ftp.connect(address, int(port))
+            ftp.login(user, password)
+            log.info("eva: logged in to %s:%s after %d attempt(s)", address, port, attempts)
+            return ftp
+        except ftplib.error_perm as exc:
+            ftp.close()
+            raise CommandExecutionError(
+                f"EVA at {address}:{port} refused the login for user {user!r}: {exc}"
+            ) from exc
+        except (OSError, EOFError, ftplib.Error) as exc:
+            ftp.close()
+            last = exc
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"no EVA FTP server answered at {address}:{port} within {window} s "
+                f"({attempts} attempts, last: {last or 'timeout'}); EVA listens only during "
+                "the first seconds after power-on: start the flash, then power-cycle the box"
+            )
+        time.sleep(float(retry_interval))
+
+
+def parse_getenv(name, reply):
+    """The value in EVA's reply to ``GETENV name`` (``200 name   value``), or None."""
+    for line in reply.splitlines():
+        text = re.sub(r"^\d{3}[ -]", "", line.strip())
+        match = re.match(rf"^{re.escape(name)}\s+(.*)$", text)
+        if match:
+            return match.group(1).strip()
+    return None
+
+
+def _getenv(ftp, name):
+    """``GETENV name`` on a logged-in connection; None when EVA has no such variable."""
+    try:
+        reply = ftp.sendcmd(f"GETENV {name}")
+    except ftplib.error_perm:
+        return None
+    return parse_getenv(name, reply)
+
+
+def _partition_size(value):
+    """EVA's ``mtdN`` value ``0xSTART,0xEND`` -> size in bytes (None if not that form)."""
+    match = re.fullmatch(r"\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*", value or "")
+    if not match:
+        return None
+    return int(match.group(2), 16) - int(match.group(1), 16)
+
+
+def environment(  # noqa: PLR0917
+    address=DEFAULT_ADDRESS,
+    port=21,
+    user=DEFAULT_USER,
+    password=DEFAULT_PASSWORD,
+    window=60,
+    retry_interval=0.5,
+    names=ENV_NAMES,
+):
+    """
+    Read the box's bootloader environment (model, hardware revision, bootloader
+    version, partitions) during the EVA window; changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call eva.environment window=120
+    """
+    ftp = _connect(address, port, user, password, window, retry_interval)
+    try:
+        return {name: _getenv(ftp, name) for name in names}
+    finally:
+        _quit(ftp)
+
+
+def _quit(ftp):
+    try:
+        ftp.quit()
+    except (OSError, EOFError, ftplib.Error):
+        ftp.close()
+
+
+def _check_box(env, images, model="Fritz_Box_3370", hwrevisions=None):
+    """Refuse a box of another model/revision, or images larger than its partitions."""
+    product = env.get("ProductID")
+    if product != model:
+        raise CommandExecutionError(
+            f"the box reports ProductID {product!r}, not {model!r}: refusing to flash images "
+            "built for another model (nothing was uploaded)"
+        )
+    if hwrevisions and str(env.get("HWRevision")) not in [str(r) for r in hwrevisions]:
+        raise CommandExecutionError(
+            f"the box reports HWRevision {env.get('HWRevision')!r}, expected one of "
+            f"{', '.join(map(str, hwrevisions))}: refusing to flash (nothing was uploaded)"
+        )
+    for role, partition in (("kernel", "mtd1"), ("filesystem", "mtd0")):
+        size = _partition_size(env.get(partition))
+        if size is not None and images[role]["size"] > size:
+            raise CommandExecutionError(
+                f"{role} image {images[role]['path']} has {images[role]['size']} bytes but "
+                f"{partition} holds {size}: refusing to flash (nothing was uploaded)"
+            )
+
+
+def _command(ftp, line, expect="2"):
+    reply = ftp.sendcmd(line)
+    if not reply.startswith(expect):
+        raise CommandExecutionError(f"EVA answered {line!r} with {reply!r}")
+    return reply
+
+
+def _upload(ftp, image, partition, progress):
+    sent = 0
+
+    def count(block):
+        nonlocal sent
+        sent += len(block)
+        if sent == image["size"] or sent // (1 << 20) != (sent - len(block)) // (1 << 20):
+            log.info("eva: %s -> %s: %d/%d bytes", image["path"], partition, sent, image["size"])
+
+    started = time.monotonic()
+    try:
+        with open(image["path"], "rb") as handle:
+            reply = ftp.storbinary(f"STOR {partition}", handle, CHUNK, count)
+    except (OSError, EOFError, ftplib.Error) as exc:
+        raise CommandExecutionError(
+            f"upload of {image['path']} to {partition} was interrupted after {sent} of "
+            f"{image['size']} bytes ({type(exc).__name__}: {exc}). {partition} is now "
+            "incomplete: do not let the box boot it; power-cycle it and flash again "
+            "during the EVA window"
+        ) from exc
+    progress.append(
+        {
+            "partition": partition,
+            "image": image["path"],
+            "bytes": sent,
+            "seconds": round(time.monotonic() - started, 2),
+            "reply": reply,
+        }
+    )
+    if sent != image["size"]:
+        raise CommandExecutionError(
+            f"upload of {image['path']} to {partition} sent {sent} of {image['size']} bytes"
+        )
+
+
+def flash(  # noqa: PLR0917
+    kernel,
+    filesystem,
+    address=DEFAULT_ADDRESS,
+    port=21,
+    user=DEFAULT_USER,
+    password=DEFAULT_PASSWORD,
+    model="Fritz_Box_3370",
+    hwrevisions=None,
+    flash_chip=None,
+    window=60,
+    retry_interval=0.5,
+    transfer_timeout=300,
+    reboot=True,
+):
+    """
+    Flash OpenWRT's EVA kernel and filesystem images: images checked, EVA's window
+    awaited, the box's model/revision/partitions checked (refused before any
+    upload), ``SETENV linux_fs_start 0``, binary mode, ``MEDIA FLSH``, kernel to
+    mtd1, filesystem to mtd0, ``REBOOT``.  Returns the box's environment and the
+    progress of each upload.  ``transfer_timeout`` covers EVA's pause while it
+    erases the partition before it answers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call eva.flash /srv/openwrt/...-fritz3370-rev2-micron-squashfs-eva-kernel.bin \\
+            /srv/openwrt/...-fritz3370-rev2-micron-squashfs-eva-filesystem.bin \\
+            flash_chip=micron hwrevisions='[175]' window=120
+    """
+    images = check_images(kernel, filesystem, model, flash_chip)
+    ftp = _connect(address, port, user, password, window, retry_interval)
+    progress = []
+    try:
+        env = {name: _getenv(ftp, name) for name in ENV_NAMES}
+        _check_box(env, images, model, hwrevisions)
+        log.info("eva: %s rev %s at %s: flashing", model, env.get("HWRevision"), address)
+        _command(ftp, "SETENV linux_fs_start 0")
+        _command(ftp, "TYPE I")
+        _command(ftp, "MEDIA FLSH")
+        ftp.sock.settimeout(float(transfer_timeout))
+        _upload(ftp, images["kernel"], "mtd1", progress)
+        _upload(ftp, images["filesystem"], "mtd0", progress)
+        rebooted = False
+        if reboot:
+            try:
+                reply = ftp.sendcmd("REBOOT")
+            except EOFError:
+                reply = "connection closed"
+            rebooted = reply.startswith("221") or reply == "connection closed"
+            if not rebooted:
+                raise CommandExecutionError(f"EVA answered REBOOT with {reply!r}")
+    except (OSError, EOFError, ftplib.Error) as exc:
+        raise CommandExecutionError(
+            f"EVA at {address}:{port} failed after {len(progress)} of 2 uploads: {exc}"
+        ) from exc
+    finally:
+        ftp.close()
+    return {
+        "address": address,
+        "environment": env,
+        "uploads": progress,
+        "images": {role: image["sha256"] for role, image in images.items()},
+        "rebooted": rebooted,
+    }

@@ -1,0 +1,71 @@
+"""
+States over binfmt_misc entries (see the ``binfmt`` execution module).
+
+.. code-block:: yaml
+
+    qemu-ppc64:
+      binfmt.registered:
+        - interpreter: /usr/libexec/qemu-binfmt/ppc64-binfmt-P
+        - magic: '\\x7f\\x45\\x4c\\x46\\x02\\x02\\x01\\x00...'
+        - mask: '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfc...'
+        - flags: PF
+"""
+
+__virtualname__ = "binfmt"
+
+
+def __virtual__():
+    if "binfmt.entry" in __salt__:
+        return __virtualname__
+    return (False, "binfmt state: the binfmt execution module is not available")
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _shown(entry):
+    return {k: entry[k] for k in ("interpreter", "flags", "offset", "magic", "mask") if k in entry}
+
+
+def registered(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR0917
+    """
+    The binfmt_misc entry ``name`` exists, is enabled and matches these fields;
+    binfmt_misc is mounted first if it is not.  A differing entry of the same name
+    (e.g. one registered by binfmt-support without ``F``) is replaced.
+    """
+    ret = _ret(name)
+    wanted = __salt__["binfmt.spec"](name, interpreter, magic, mask, offset, flags)
+    live = __salt__["binfmt.entry"](name)
+    if live and live["enabled"] and __salt__["binfmt.same"](live, wanted):
+        ret["comment"] = f"binfmt entry {name} is registered (flags {live['flags']})"
+        ret["changes"] = {}
+        return ret
+    change = {"old": _shown(live) if live else None, "new": _shown(wanted)}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = change
+        verb = "replaced" if live else "registered"
+        ret["comment"] = f"binfmt entry {name} would be {verb}"
+        return ret
+    now = __salt__["binfmt.register"](name, interpreter, magic, mask, offset, flags)
+    ret["changes"] = {"old": change["old"], "new": _shown(now)}
+    ret["comment"] = f"binfmt entry {name} {'replaced' if live else 'registered'}"
+    return ret
+
+
+def absent(name):
+    """The binfmt_misc entry ``name`` is not registered."""
+    ret = _ret(name)
+    live = __salt__["binfmt.entry"](name)
+    if not live:
+        ret["comment"] = f"binfmt entry {name} is not registered"
+        return ret
+    ret["changes"] = {"old": _shown(live), "new": None}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"binfmt entry {name} would be removed"
+        return ret
+    __salt__["binfmt.unregister"](name)
+    ret["comment"] = f"binfmt entry {name} removed"
+    return ret

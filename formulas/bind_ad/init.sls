@@ -1,0 +1,6 @@
+# BIND in front of an Active Directory domain: see README.md.
+include:
+  - .package.install
+  - .service.running
+  - .config.file
+  - .samba.dnsupdate

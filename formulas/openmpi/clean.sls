@@ -1,0 +1,4 @@
+include:
+  - .singleton.clean
+  - .config.clean
+  - .package.clean

@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+# Managed by Salt (labsalt formula openmpi).
+"""
+Check an openmpi-mca-params.conf candidate before it replaces the live file:
+every line is a comment or "name = value", and OpenMPI (ompi_info) knows every
+name.  Usage: labsalt-check-mca-params FILE; exit 1 with one line per problem.
+"""
+
+import re
+import subprocess
+import sys
+
+
+def known_parameters():
+    out = subprocess.run(
+        ["ompi_info", "--parsable", "--level", "9", "--param", "all", "all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(re.findall(r"^mca:[^:]*:[^:]*:param:([^:]+):value:", out, re.M))
+
+
+def main(path):
+    known = known_parameters()
+    problems = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            match = re.fullmatch(r"([A-Za-z0-9_]+)\s*=\s*(.*)", text)
+            if not match:
+                problems.append(f"{path}:{number}: not 'name = value': {text}")
+            elif match.group(1) not in known:
+                problems.append(f"{path}:{number}: OpenMPI has no MCA parameter {match.group(1)}")
+            elif not match.group(2):
+                problems.append(f"{path}:{number}: {match.group(1)} has no value")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[-1]))

@@ -1,0 +1,35 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{%- set patch = mapdata.singleton_patch %}
+{%- if patch.enabled %}
+
+include:
+  - {{ tpldir.split("/")[0] }}.package.install
+
+# elfpatch's parser; a salt-ssh target runs Salt on the system Python, so the
+# Debian package is what makes the module load there (then reloaded).
+openmpi-elfpatch-dependencies:
+  pkg.installed:
+    - pkgs: {{ patch.packages | json }}
+    - reload_modules: true
+
+# OpenMPI 4 singletons (programs started without mpirun) bind to the NUMA
+# node's parent instead of the NUMA node, which hwloc 2 no longer lists among
+# a core's ancestors.  Re-applied when a package upgrade replaces the library.
+openmpi-singleton-numa-patch:
+  elfpatch.patched:
+    - name: {{ patch.library }}
+    - recipe: openmpi-singleton-numa
+    - recipes: salt://_modules/elfpatch_recipes.yaml
+    - value: {{ patch.type | json }}
+    - allow_unknown: {{ patch.allow_unknown_builds | json }}
+    - known_sha256: {{ patch.known_sha256 | json }}
+    - backup_dir: {{ patch.backup_dir }}
+    - require:
+      - pkg: openmpi-packages
+      - pkg: openmpi-elfpatch-dependencies
+{%- else %}
+
+openmpi-singleton-numa-patch:
+  test.nop:
+    - name: singleton bind-to-NUMA patch disabled (openmpi:singleton_patch:enabled)
+{%- endif %}

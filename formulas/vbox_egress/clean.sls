@@ -1,0 +1,4 @@
+# Undo init.sls in reverse order; the packages stay installed.
+include:
+  - .wrapper.clean
+  - .filter.clean

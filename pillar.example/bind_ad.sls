@@ -1,0 +1,28 @@
+# bind_ad: BIND serves the AD domain's zone and delegates _msdcs, _sites,
+# DomainDnsZones and ForestDnsZones to the domain controllers (formulas/bind_ad/README.md).
+bind_ad:
+  # The AD domain's DNS name (the Kerberos realm in lower case).
+  domain: ad.example.org
+  # Every DC of the domain; adding or removing one here updates the NS, glue
+  # and _kpasswd records in one highstate.
+  dcs:
+    - name: dc1            # dc1.ad.example.org
+      ipv4: 192.0.2.11
+      ipv6: 2001:db8::11
+    - name: dc2.ad.example.org
+      ipv4: 192.0.2.12
+  # This BIND server: SOA primary and NS of the zone.
+  nameservers:
+    - name: ns1
+      ipv4: 192.0.2.2
+  # Who may use BIND as a recursive resolver (never "any").
+  clients:
+    - localhost
+    - 192.0.2.0/24
+    - 2001:db8::/64
+  # Names outside the AD subtrees that BIND answers itself.
+  records:
+    - {name: www, type: CNAME, data: ns1}
+  # On a Samba AD DC, bind_ad.samba sets this in smb.conf [global]:
+  # samba:
+  #   dns_update_command: /usr/sbin/samba_dnsupdate --use-samba-tool

@@ -1,0 +1,102 @@
+"""
+bind_ad converged over salt-ssh on a throw-away Debian 12 host: the package
+installed from Debian, named running under systemd with Debian's own
+/etc/bind/named.conf, and the formula's files in the real locations.
+
+The DCs here are addresses that nothing answers (192.0.2.0/24): these tests
+look only at what BIND itself serves (queries without recursion); the
+functional tests resolve through the delegations to a real Samba DC.
+"""
+
+import pytest
+
+from tests.support.states import assert_no_changes, assert_ok, changed, failed
+
+DOMAIN = "ad.labsalt.test"
+ZONE = f"/etc/bind/zones/db.{DOMAIN}"
+
+
+def pillar(host, **extra):
+    data = {
+        "domain": DOMAIN,
+        "dcs": [{"name": "dc1", "ipv4": "192.0.2.11"}, {"name": "dc2", "ipv4": "192.0.2.12"}],
+        "nameservers": [{"name": "ns1", "ipv4": host.addr}],
+        "clients": ["localhost"],
+        "records": [{"name": "printer", "type": "A", "data": "192.0.2.7"}],
+    }
+    data.update(extra)
+    return {"bind_ad": data}
+
+
+@pytest.fixture(scope="module")
+def host(host_factory):
+    return host_factory.start("ns1")
+
+
+@pytest.fixture(scope="module")
+def applied(host):
+    return host.apply("bind_ad", pillar=pillar(host))
+
+
+def dig(host, *args):
+    out = host.run("dig", "@127.0.0.1", "+norec", "+short", "+time=2", "+tries=1", *args).stdout
+    return out.split("\n")[:-1]
+
+
+def test_highstate_installs_runs_and_serves(applied, host):
+    states = assert_ok(applied)
+    assert changed(states)
+    assert host.run("systemctl", "is-active", "named").stdout.strip() == "active"
+    assert sorted(dig(host, "SRV", f"_kpasswd._udp.{DOMAIN}")) == [
+        f"0 100 464 dc1.{DOMAIN}.",
+        f"0 100 464 dc2.{DOMAIN}.",
+    ]
+    assert dig(host, "CNAME", f"_kerberos._udp.{DOMAIN}") == [f"_kerberos._tcp.dc._msdcs.{DOMAIN}."]
+    assert dig(host, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
+    # Debian's named.conf still includes the formula's files; rndc reached named.
+    assert "validate-except" in host.path("/etc/bind/named.conf.options").read_text()
+    assert host.run("rndc", "zonestatus", DOMAIN).returncode == 0
+    # No Samba on this host: the Samba part has nothing to do.
+    assert not any("samba" in key for key in states)
+
+
+def test_second_apply_changes_nothing(applied, host):
+    assert_no_changes(host.apply("bind_ad", pillar=pillar(host)))
+
+
+def test_test_mode_predicts_without_touching(applied, host):
+    before = host.path(ZONE).read_text()
+    one_dc = pillar(host, dcs=[{"name": "dc1", "ipv4": "192.0.2.11"}])
+    ret = host.apply("bind_ad", pillar=one_dc, test=True)
+    predicted = {k for k, v in assert_ok(ret).items() if v["result"] is None}
+    assert any(ZONE in k for k in predicted), predicted
+    assert host.path(ZONE).read_text() == before
+    assert dig(host, "A", f"dc2.{DOMAIN}") == ["192.0.2.12"]  # dc2 still served
+
+
+def test_broken_zone_leaves_the_live_one_alone(applied, host):
+    before = host.path(ZONE).read_text()
+    bad = pillar(
+        host,
+        records=[
+            {"name": "printer", "type": "A", "data": "192.0.2.7"},
+            {"name": "printer", "type": "CNAME", "data": "dc1"},
+        ],
+    )
+    ret = host.apply("bind_ad", pillar=bad)
+    bad_states = failed(ret)
+    assert any("CNAME and other data" in v["comment"] for v in bad_states.values()), bad_states
+    assert not [k for k in changed(ret) if "rndc" in k or "bind" in k.split("_|-")[0]]
+    assert host.path(ZONE).read_text() == before
+    assert dig(host, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
+    assert host.run("systemctl", "is-active", "named").stdout.strip() == "active"
+
+
+def test_test_mode_on_a_fresh_host_installs_nothing(host_factory):
+    fresh = host_factory.start("ns2")
+    ret = fresh.apply("bind_ad", pillar=pillar(fresh), test=True)
+    states = assert_ok(ret)
+    predicted = {k for k, v in states.items() if v["result"] is None}
+    assert any("pkg" in k for k in predicted) and any(ZONE in k for k in predicted), predicted
+    assert fresh.run("dpkg-query", "-W", "bind9", check=False).returncode != 0
+    assert not fresh.path("/etc/bind").exists()

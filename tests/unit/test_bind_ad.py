@@ -1,0 +1,220 @@
+"""
+bind_ad's pure logic: the records it generates, the serial, the input checks.
+
+What the DCs register is read from Samba 4.17's own ``dns_update_list`` (copied
+from a DC provisioned by samba-tool), so the generated zone is checked against
+what a real DC looks up and registers, name by name.
+"""
+
+import datetime
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+_spec = importlib.util.spec_from_file_location("bind_ad", REPO / "_modules" / "bind_ad.py")
+bind_ad = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bind_ad)
+
+DOMAIN = "ad.example.org"
+SITE = "Default-First-Site-Name"
+TODAY = datetime.date(2026, 11, 25)
+
+
+def params(**extra):
+    base = {
+        "domain": DOMAIN,
+        "dcs": [
+            {"name": "dc1", "ipv4": "192.0.2.11", "ipv6": "2001:db8::11"},
+            {"name": "dc2.ad.example.org", "ipv4": "192.0.2.12"},
+        ],
+        "nameservers": [{"name": "ns1", "ipv4": "192.0.2.2"}],
+        "config_dir": "/etc/bind",
+        "zone_dir": "/etc/bind/zones",
+    }
+    base.update(extra)
+    return base
+
+
+def by_owner(records):
+    table = {}
+    for owner, ttl, rtype, data in records:
+        table.setdefault(owner, []).append((ttl, rtype, data))
+    return table
+
+
+def registrations(dc_name, ip):
+    """(type, fqdn, data...) of every entry a Samba DC registers, from dns_update_list."""
+    values = {
+        "DNSDOMAIN": DOMAIN,
+        "DNSFOREST": DOMAIN,
+        "HOSTNAME": dc_name,
+        "SITE": SITE,
+        "NTDSGUID": "f2c6ac79-2f9d-42ac-a3d3-6f224c379ee1",
+        "DOMAINGUID": "f91d05f9-f9bb-4c8f-8a9d-ba224f344ac2",
+        "IP": ip,
+    }
+    entries = []
+    for raw in (HERE / "data" / "samba-4.17-dns_update_list").read_text().splitlines():
+        line = re.sub(r"\$\{IF_[A-Z_]+\}", "", raw.split("#", 1)[0]).strip()
+        if not line or line.startswith(("RPC", "AAAA")):  # AAAA: the DC has no IPv6 here
+            continue
+        entries.append(tuple(re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], line).split()))
+    return entries
+
+
+def test_every_dc_registration_is_served_or_delegated():
+    plan = bind_ad.plan(params())
+    table = by_owner(plan["records"])
+    delegated = [o for o, rrs in table.items() if o != "@" and any(r[1] == "NS" for r in rrs)]
+    entries = registrations("dc1.ad.example.org", "192.0.2.11")
+    assert len(entries) > 25  # the list was read, not skipped
+    srv_ports = {e[1]: e[3] for e in entries if e[0] == "SRV"}
+    for rtype, name, *data in entries:
+        owner = bind_ad._relative(name.lower(), DOMAIN)
+        if any(owner == d.lower() or owner.endswith("." + d.lower()) for d in delegated):
+            continue  # answered by the DCs through the delegation
+        rrs = table.get(owner)
+        assert rrs, f"{rtype} {name}: neither served by BIND nor delegated"
+        if rtype in ("A", "NS"):
+            want = data[0] + ("." if rtype == "NS" else "")
+            assert (rtype, want) in [(r[1], r[2]) for r in rrs], (name, rrs)
+        elif rtype == "SRV" and rrs[0][1] == "CNAME":
+            # The CNAME points into _msdcs, where the DC has the same target and port.
+            target = rrs[0][2].rstrip(".")
+            assert target in srv_ports, (name, target)
+            assert srv_ports[target] == data[1], (name, target)
+        else:
+            assert (rtype, f"0 100 {data[1]} {data[0]}.") in [(r[1], r[2]) for r in rrs]
+
+
+def test_seed_records_and_ttls():
+    table = by_owner(bind_ad.plan(params())["records"])
+    # The lab notebook: NS for _msdcs and _sites at 86400, CNAMEs at 86400, SRV at 3600.
+    for subtree in ("_msdcs", "_sites", "DomainDnsZones", "ForestDnsZones"):
+        assert sorted(table[subtree]) == [
+            (86400, "NS", "dc1.ad.example.org."),
+            (86400, "NS", "dc2.ad.example.org."),
+        ]
+    assert table["_kerberos._udp"] == [(86400, "CNAME", "_kerberos._tcp.dc._msdcs.ad.example.org.")]
+    assert sorted(table["_kpasswd._udp"]) == [
+        (3600, "SRV", "0 100 464 dc1.ad.example.org."),
+        (3600, "SRV", "0 100 464 dc2.ad.example.org."),
+    ]
+    assert (3600, "AAAA", "2001:db8::11") in table["dc1"]
+    assert (86400, "NS", "ns1.ad.example.org.") in table["@"]
+
+
+def test_child_domain_has_no_forest_records():
+    table = by_owner(bind_ad.plan(params(forest_root=False))["records"])
+    assert "_gc._tcp" not in table and "ForestDnsZones" not in table
+    assert "_msdcs" in table
+
+
+def test_delegating_tcp_and_udp_instead_of_cnames():
+    table = by_owner(bind_ad.plan(params(srv_names="delegate"))["records"])
+    assert {r[1] for r in table["_tcp"]} == {"NS"} and {r[1] for r in table["_udp"]} == {"NS"}
+    assert not any(rtype == "CNAME" for rrs in table.values() for _, rtype, _ in rrs)
+    assert "_kpasswd._udp" not in table  # served by the DCs below _udp
+
+
+def test_serial_changes_only_with_content():
+    plan = bind_ad.plan(params())
+    first = bind_ad.zone_text(plan, {}, None, today=TODAY)
+    assert "2026112500 ; serial" in first
+    assert bind_ad.zone_text(plan, {}, first, today=TODAY) is first
+    later = datetime.date(2027, 1, 1)
+    assert bind_ad.zone_text(plan, {}, first, today=later) is first  # no change, no new serial
+    changed = bind_ad.plan(params(dcs=params()["dcs"][:1]))
+    second = bind_ad.zone_text(changed, {}, first, today=TODAY)
+    assert "2026112501 ; serial" in second and "dc2" not in second
+    assert "2027010100 ; serial" in bind_ad.zone_text(plan, {}, second, today=later)
+
+
+def test_next_serial_never_goes_backwards():
+    assert bind_ad.next_serial(None, TODAY) == 2026112500
+    assert bind_ad.next_serial(2026112507, TODAY) == 2026112508
+    assert bind_ad.next_serial(4000000000, TODAY) == 4000000001  # an older, larger scheme
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"domain": None}, "bind_ad:domain: is required"),
+        ({"domain": "LABSALT"}, "'labsalt' is not a DNS domain name"),
+        ({"domain": "ad..example.org"}, "is not a DNS name"),
+        ({"dcs": []}, "list at least one domain controller"),
+        ({"dcs": [{"name": "dc1"}]}, "bind_ad:dcs:0 (dc1.ad.example.org): has no address"),
+        ({"dcs": [{"name": "dc1", "ipv4": "2001:db8::1"}]}, "is not an IPv4 address"),
+        ({"dcs": [{"name": "dc.other.org", "ipv4": "192.0.2.1"}]}, "must lie inside"),
+        (
+            {"dcs": [{"name": "dc1", "ipv4": "192.0.2.1"}, {"name": "DC1.ad.example.org."}]},
+            "bind_ad:dcs:1 (dc1.ad.example.org): listed twice (also dcs:0)",
+        ),
+        (
+            {"dcs": [{"name": "dc1", "ipv4": "192.0.2.1"}, {"name": "dc2", "ipv4": "192.0.2.1"}]},
+            "address 192.0.2.1 is also that of dc1.ad.example.org",
+        ),
+        ({"nameservers": []}, "bind_ad:nameservers: list at least this BIND server"),
+        ({"nameservers": [{"name": "dc1", "ipv4": "192.0.2.2"}]}, "is listed as a DC too"),
+        (
+            {"records": [{"name": "x._msdcs", "type": "A", "data": "192.0.2.9"}]},
+            "lies in _msdcs, which is delegated",
+        ),
+        ({"records": [{"name": "dc1", "type": "A", "data": "192.0.2.9"}]}, "generated from"),
+        ({"records": [{"name": "www", "type": "BOGUS", "data": "x"}]}, "type 'BOGUS'"),
+    ],
+)
+def test_bad_input_is_one_clear_error(change, message):
+    with pytest.raises(SaltInvocationError) as exc:
+        bind_ad.render(params(**change))
+    assert message in str(exc.value)
+
+
+def test_forward_mode_needs_no_zone():
+    rendered = bind_ad.render(params(mode="forward", nameservers=[]))
+    assert list(rendered["files"]) == ["/etc/bind/named.conf.options", "/etc/bind/named.conf.local"]
+    local = rendered["files"]["/etc/bind/named.conf.local"]
+    assert "type forward;" in local and "192.0.2.11; 2001:db8::11; 192.0.2.12;" in local
+
+
+needs_bind = pytest.mark.skipif(not shutil.which("named-checkconf"), reason="no bind9-utils")
+
+
+@needs_bind
+def test_check_config_validates_the_whole_set(tmp_path):
+    etc = tmp_path / "etc" / "bind"
+    etc.mkdir(parents=True)
+    (etc / "named.conf").write_text(
+        f'include "{etc}/named.conf.options";\ninclude "{etc}/named.conf.local";\n'
+    )
+    p = params(config_dir=str(etc), zone_dir=str(etc / "zones"), cache_dir=str(tmp_path / "c"))
+    files = bind_ad.render(p)["files"]
+    assert "zone ad.example.org/IN: loaded serial" in bind_ad.check_config(
+        files, named_conf=str(etc / "named.conf")
+    )
+    zone = bind_ad.zone_path(p)
+    broken = dict(files, **{zone: files[zone] + "www 3600 IN A 192.0.2.300\n"})
+    with pytest.raises(CommandExecutionError, match="192.0.2.300"):
+        bind_ad.check_config(broken, named_conf=str(etc / "named.conf"))
+    assert not (etc / "zones").exists()  # nothing written outside the temporary tree
+
+
+@pytest.mark.skipif(not shutil.which("testparm"), reason="no samba-common-bin")
+def test_samba_conf_text_only_on_a_dc(tmp_path):
+    command = "/usr/sbin/samba_dnsupdate --use-samba-tool"
+    dc = tmp_path / "dc.conf"
+    dc.write_text("[global]\n\tserver role = active directory domain controller\n\n[netlogon]\n")
+    text = bind_ad.samba_conf_text(str(dc), command)
+    assert text.startswith(f"[global]\n\tdns update command = {command}\n")
+    dc.write_text(text.replace(command, "/usr/sbin/samba_dnsupdate"))
+    assert bind_ad.samba_conf_text(str(dc), command) == text  # replaced, not added twice
+    member = tmp_path / "member.conf"
+    member.write_text("[global]\n\tserver role = member server\n")
+    assert bind_ad.samba_conf_text(str(member), command) is None
+    assert bind_ad.samba_conf_text(str(tmp_path / "absent.conf"), command) is None
