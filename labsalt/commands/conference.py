@@ -7,10 +7,17 @@ not reachable over SSH stops the run before the BBB host is touched.
 """
 
 import json
+import re
 import subprocess
 import sys
 
 from labsalt.config import LabsaltError
+
+# What ssh says when it cannot reach or log in to a host (it then exits 255).
+SSH_DOWN = re.compile(
+    r"ssh: connect to host|Connection (refused|timed out|closed)|No route to host|"
+    r"Could not resolve hostname|Permission denied|Host key verification failed"
+)
 
 
 def _ssh(args, roster, host, states):
@@ -47,15 +54,17 @@ def _failure(proc, ret):
                 f"{len(bad)} states failed, first: {first.get('__id__', bad[0])}: "
                 + str(first.get("comment", "")).splitlines()[0]
             )
-    if isinstance(ret, dict) and "stderr" in ret:
-        text = ret.get("stderr") or ret.get("stdout") or ""
-        if "Permission denied" in text or "Could not resolve" in text or "timed out" in text:
-            return f"not reachable over SSH: {text.strip().splitlines()[-1]}"
-        return text.strip().splitlines()[-1] if text.strip() else "salt-ssh failed"
+    if isinstance(ret, dict) and {"retcode", "stderr"} <= set(ret):
+        text = (ret.get("stderr") or ret.get("stdout") or "salt-ssh failed").strip()
+        last = text.splitlines()[-1]
+        if ret["retcode"] == 255 or SSH_DOWN.search(text):
+            return f"not reachable over SSH: {last}"
+        return last
     if isinstance(ret, list):
         return "; ".join(map(str, ret))[:500]
     if isinstance(ret, str):
-        return ret.strip().splitlines()[-1] if ret.strip() else "salt-ssh failed"
+        last = ret.strip().splitlines()[-1] if ret.strip() else "salt-ssh failed"
+        return f"not reachable over SSH: {last}" if SSH_DOWN.search(ret) else last
     return (proc.stderr.strip().splitlines() or ["salt-ssh failed"])[-1]
 
 
