@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_bigbluebutton import API_SECRET, FIXTURES, INSTALLER, Stand_ins
+from tests.integration.test_bigbluebutton import API_SECRET, FIXTURES, INSTALLER, StandIns
 
 TURN_SECRET = "e2e-TurnSecret-31337-shared"
 DIALIN_TOKEN = "E2eDialToken77"
@@ -56,7 +56,7 @@ def lab(host_factory, tmp_path_factory):
             input=(FIXTURES / src).read_text(),
         )
     bbb.run("mkdir", "-p", "/opt/freeswitch/etc/freeswitch/dialplan/public")
-    httpd = http.server.ThreadingHTTPServer((bbb.ns.host_addr, 0), Stand_ins)
+    httpd = http.server.ThreadingHTTPServer((bbb.ns.host_addr, 0), StandIns)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     server = f"http://{bbb.ns.host_addr}:{httpd.server_address[1]}"
 

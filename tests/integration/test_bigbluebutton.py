@@ -29,6 +29,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "bbb"
 TURN_SECRET = "it-TurnSecret-0815-bbbhost"
 DIALIN_TOKEN = "Tok3nDial1nZZ42"
 API_SECRET = "Q7nVb2kLr9TzW4xYcP1mHs8dFg3jKa6e"  # in fixtures/bbb/bbb-web.properties
+MM_TOKEN = "mmAdminToken4711abcdef"
 INSTALLER = """#!/bin/bash
 # Stand-in for bbb-install.sh: records its flags next to itself.
 set -e
@@ -38,14 +39,19 @@ printf '%s\\n' "$@" > "$(dirname "$0")/installer-args"
 pytestmark = pytest.mark.skipif(not shutil.which("xmllint"), reason="xmllint not installed")
 
 
-class Stand_ins(http.server.BaseHTTPRequestHandler):  # noqa: N801
+class StandIns(http.server.BaseHTTPRequestHandler):
+    """The installer download, bbb-web's API and Mattermost's config API."""
+
     installer = INSTALLER.encode()
     calls = []
+    mattermost = {"PluginSettings": {"Plugins": {"other": {"x": 1}}}}
 
     def do_GET(self):  # noqa: N802  (http.server's name)
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/bbb-install.sh":
             return self._send(200, self.installer, "text/x-shellscript")
+        if url.path.startswith("/api/v4/"):
+            return self._mattermost()
         call = url.path.removeprefix("/bigbluebutton/api/")
         query, _, checksum = url.query.rpartition("checksum=")
         query = query.rstrip("&")
@@ -61,6 +67,21 @@ class Stand_ins(http.server.BaseHTTPRequestHandler):  # noqa: N801
         else:
             body = "<returncode>FAILED</returncode><messageKey>unknown</messageKey>"
         return self._send(200, f"<response>{body}</response>".encode(), "text/xml")
+
+    def do_PUT(self):  # noqa: N802
+        return self._mattermost()
+
+    def _mattermost(self):
+        if self.headers.get("Authorization") != f"Bearer {MM_TOKEN}":
+            return self._send(401, b'{"id": "api.context.session_expired.app_error"}', "x/json")
+        if self.command == "PUT" and self.path == "/api/v4/config/patch":
+            patch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.calls.append(("mattermost-patch", None))
+            plugins = self.mattermost["PluginSettings"]["Plugins"]
+            plugins.update(patch["PluginSettings"]["Plugins"])
+        elif self.path != "/api/v4/config":
+            return self._send(404, b"{}", "application/json")
+        return self._send(200, json.dumps(self.mattermost).encode(), "application/json")
 
     def _send(self, code, body, ctype):
         self.send_response(code)
@@ -89,7 +110,7 @@ def scratch():
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stand_ins)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIns)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -128,6 +149,7 @@ def make_pillar(root, server, **overrides):
         "firewall": {"enabled": False},
         "dialin": {"enabled": True, "number": "+49 711 12345678", "token": DIALIN_TOKEN},
         "api": {"url": server, "algorithm": "sha256", "retries": 1},
+        "mattermost": {"url": server, "token": MM_TOKEN},
         "restart_cmd": f"sh -c 'echo restart >> {root}/restarts'",
         "paths": {
             "properties": f"{root}/etc/bigbluebutton/bbb-web.properties",
@@ -278,8 +300,31 @@ def test_restart_once_and_api_verified(host):
     proc, ret = host["first"]
     healthy = by_id(ret)["bigbluebutton-api-healthy"]
     assert healthy["result"] is True and "answers" in healthy["comment"]
-    assert ("getMeetings", "sha256") in Stand_ins.calls
-    assert by_id(ret)["bigbluebutton-mattermost-plugin"]["result"] is True  # skipped cleanly
+    assert ("getMeetings", "sha256") in StandIns.calls
+
+
+def test_mattermost_plugin_gets_url_and_secret(host):
+    """Through Mattermost's config API (a stand-in: no Mattermost in Debian)."""
+    state = by_id(host["first"][1])["bigbluebutton-mattermost-plugin"]
+    assert state["result"] is True, state["comment"]
+    assert state["changes"]["bigbluebutton"]["salt"] == "***"
+    plugins = StandIns.mattermost["PluginSettings"]["Plugins"]
+    assert plugins["bigbluebutton"] == {
+        "base_url": "https://bbb.lab.test/bigbluebutton/api",
+        "salt": API_SECRET,
+    }
+    assert plugins["other"] == {"x": 1}  # other plugins' settings stay
+    assert StandIns.calls.count(("mattermost-patch", None)) == 1  # second apply: no patch
+
+
+def test_mattermost_skipped_cleanly_without_url(scratch, server):
+    root = seed(scratch("nomm"))
+    pillar = make_pillar(root, server, mattermost={"url": None, "token": None})
+    proc, ret = apply(pillar, "bigbluebutton.mattermost")
+    assert proc.returncode == 0, failures(ret)
+    (state,) = ret.values()
+    assert state["result"] is True and not state["changes"]
+    assert "no Mattermost server in pillar" in state["name"]
 
 
 def test_second_apply_changes_nothing(host):
@@ -307,7 +352,7 @@ def test_no_secret_in_output_or_logs(host):
     text = json.dumps([host[k][1] for k in ("predicted", "first", "second")])
     text += "".join(host[k][0].stderr for k in ("predicted", "first", "second"))
     text += salt_log(host["pillar"])
-    for secret in (TURN_SECRET, DIALIN_TOKEN, API_SECRET):
+    for secret in (TURN_SECRET, DIALIN_TOKEN, API_SECRET, MM_TOKEN):
         assert secret not in text
 
 
