@@ -12,6 +12,11 @@ secret; SHA-1, or SHA-256/384/512 on BBB 2.4 and later).
 
 Secrets (the API secret, the TURN secret) never appear in return values meant
 for display, in error messages or in logs: they are replaced by ``***``.
+
+``_wrapper/bbb.py`` links here so that under salt-ssh the pure checks the SLS
+files call from Jinja (``bbb.check_secret``, ``bbb.phone_number``) run on the
+master without an SSH round trip (and without a secret on an SSH command line).
+Only call pure functions from Jinja: the others read the host's files.
 """
 
 import hashlib

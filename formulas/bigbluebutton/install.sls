@@ -22,6 +22,7 @@ bigbluebutton-installed:
     - firewall: {{ installer.firewall }}
     - extra_args: {{ installer.extra_args | json }}
     - workdir: {{ mapdata.paths.workdir }}
+    - log_file: {{ mapdata.paths.workdir }}/bbb-install.log
 {%- endif %}
 {%- if mapdata.webhooks %}
 

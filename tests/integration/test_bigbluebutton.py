@@ -13,6 +13,7 @@ the seeded bbb-web.properties (hash of call + query + secret, as bbb-web does).
 import hashlib
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,18 @@ def scratch():
             return path
 
         yield make
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_salt_config(scratch):
+    """labsalt's generated Salt config (and Salt's logs) in our temp dir, not ~/.cache."""
+    old = os.environ.get("LABSALT_CONFIG_DIR")
+    os.environ["LABSALT_CONFIG_DIR"] = str(scratch("saltconf"))
+    yield
+    if old is None:
+        del os.environ["LABSALT_CONFIG_DIR"]
+    else:
+        os.environ["LABSALT_CONFIG_DIR"] = old
 
 
 @pytest.fixture(scope="module")
@@ -354,6 +367,24 @@ def test_no_secret_in_output_or_logs(host):
     text += salt_log(host["pillar"])
     for secret in (TURN_SECRET, DIALIN_TOKEN, API_SECRET, MM_TOKEN):
         assert secret not in text
+
+
+def test_upgrade_is_a_newer_version_line(scratch, server):
+    """The notebook: upgrading is running bbb-install again, with the newer version."""
+    root = seed(scratch("upgrade"))
+    proc, _ = apply(make_pillar(root, server), "bigbluebutton.install")
+    assert proc.returncode == 0
+    proc, ret = apply(
+        make_pillar(root, server, installer={"version": "noble-400"}), "bigbluebutton.install"
+    )
+    assert proc.returncode == 0, failures(ret)
+    assert "-v noble-400" in by_id(ret)["bigbluebutton-installed"]["changes"]["installer"]
+    args = (root / "var/lib/labsalt/installer-args").read_text().split()
+    assert args[:2] == ["-v", "noble-400"]
+    stamp = json.loads((root / "var/lib/labsalt/bbb-install.json").read_text())
+    assert stamp["version"] == "noble-400"
+    assert TURN_SECRET not in json.dumps(stamp)
+    assert (root / "var/lib/labsalt/bbb-install.log").stat().st_mode & 0o777 == 0o600
 
 
 def test_installer_sha256_mismatch_runs_nothing(scratch, server):

@@ -8,6 +8,7 @@ relay to a denied private range.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -64,6 +65,18 @@ def scratch():
             return path
 
         yield make
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_salt_config(scratch):
+    """labsalt's generated Salt config (and Salt's logs) in our temp dir, not ~/.cache."""
+    old = os.environ.get("LABSALT_CONFIG_DIR")
+    os.environ["LABSALT_CONFIG_DIR"] = str(scratch("saltconf"))
+    yield
+    if old is None:
+        del os.environ["LABSALT_CONFIG_DIR"]
+    else:
+        os.environ["LABSALT_CONFIG_DIR"] = old
 
 
 @pytest.fixture(scope="module")
