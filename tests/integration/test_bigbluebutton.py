@@ -387,6 +387,18 @@ def test_upgrade_is_a_newer_version_line(scratch, server):
     assert (root / "var/lib/labsalt/bbb-install.log").stat().st_mode & 0o777 == 0o600
 
 
+def test_api_secret_from_pillar_set_and_hidden(scratch, server):
+    root = seed(scratch("apisecret"))
+    new = "PillarApiSecret0123456789abcdef"
+    pillar = make_pillar(root, server, api={"secret": new}, installer={"enabled": False})
+    proc, ret = apply(pillar, "bigbluebutton.config.properties")
+    assert proc.returncode == 0, failures(ret)
+    props = (root / "etc/bigbluebutton/bbb-web.properties").read_text().splitlines()
+    assert f"securitySalt={new}" in props
+    assert by_id(ret)["bigbluebutton-properties"]["changes"]["keys"]["securitySalt"] == "***"
+    assert new not in json.dumps(ret) + proc.stderr
+
+
 def test_installer_sha256_mismatch_runs_nothing(scratch, server):
     root = seed(scratch("bad"))
     pillar = make_pillar(root, server, installer={"sha256": "0" * 64})
