@@ -3,6 +3,7 @@
 base:
   'I@labsalt:roles:workstation':
     - match: compound
+    - htcondor
     - openmpi
   'I@labsalt:roles:emu':
     - match: compound
@@ -13,6 +14,12 @@ base:
   'I@labsalt:roles:dns':
     - match: compound
     - bind_ad
+  'I@labsalt:roles:pxe':
+    - match: compound
+    - ipxe
+  'I@labsalt:roles:nas':
+    - match: compound
+    - spindown
   'I@labsalt:roles:turn':
     - match: compound
     - coturn

@@ -3,10 +3,13 @@
 base:
   '*':
     - labsalt
+    - htcondor
     - openmpi
     - ppc64_emulation
     - vbox_egress
     - fritzbox_openwrt
     - bind_ad
+    - ipxe
+    - spindown
     - coturn
     - bigbluebutton

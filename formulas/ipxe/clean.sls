@@ -1,0 +1,5 @@
+# Undo the ipxe formula, in reverse order.
+include:
+  - .service.clean
+  - .config.clean
+  - .package.clean

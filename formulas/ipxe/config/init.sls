@@ -1,0 +1,7 @@
+include:
+  - .tftp
+  - .wimboot
+  - .samba
+  - .iso
+  - .menu
+  - .dhcp

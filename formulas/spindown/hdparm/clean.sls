@@ -1,0 +1,32 @@
+{#- Stop and remove the hdparm units this formula wrote and its hdparm.conf block.
+    Works from what is on the host, so it also cleans up after a disk is gone. #}
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{%- set units = salt["spindown.managed_units"]() %}
+
+{%- for unit in units %}
+
+spindown-hdparm-clean-{{ unit }}:
+  service.dead:
+    - name: {{ unit }}
+    - enable: false
+  file.absent:
+    - name: /etc/systemd/system/{{ unit }}
+    - require:
+      - service: spindown-hdparm-clean-{{ unit }}
+    - onchanges_in:
+      - cmd: spindown-hdparm-clean-daemon-reload
+{%- endfor %}
+{%- if units %}
+
+spindown-hdparm-clean-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+{%- endif %}
+
+spindown-hdparm-clean-conf:
+  file.replace:
+    - name: {{ mapdata.hdparm.conf }}
+    - pattern: '^# BEGIN labsalt spindown[^\n]*\n(?:.*\n)*?# END labsalt spindown\n'
+    - repl: ""
+    - flags: ["MULTILINE"]
+    - ignore_if_missing: true

@@ -1,0 +1,279 @@
+"""
+The htcondor formula through Salt's real loaders: the slot config it renders for
+real machines' snapshots, parsed back by HTCondor's own parser (the ``htcondor2``
+bindings) and compared with the topology; the config checker refusing what
+HTCondor refuses; bad pillar failing the render with one line; test mode.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+from tests.support import hwloc_corpus, sysfs_snapshot
+from tests.support.hwloc_corpus import CURATED
+from tests.support.states import results
+
+CHECKER = REPO / "formulas" / "htcondor" / "files" / "condor-config-check"
+TEMPLATE = REPO / "formulas" / "htcondor" / "files" / "slots.conf.jinja"
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory):
+    corpus = hwloc_corpus.corpus()
+    roots = {name: corpus / "snapshots" / name for name in CURATED}
+    base = tmp_path_factory.mktemp("zen")
+    for name, machine in sysfs_snapshot.MACHINES.items():
+        roots[name] = sysfs_snapshot.write_snapshot(machine, base / name)
+    return roots
+
+
+def htcondor_params(requests):
+    """
+    Values HTCondor's parser reads from config files: ``{path: [names]}`` ->
+    ``{path: {name: value or None}}``, one interpreter re-reading each file.
+    """
+    code = (
+        "import json, os, sys\n"
+        "requests = json.load(sys.stdin)\n"
+        "out = {}\n"
+        "for path, names in requests.items():\n"
+        "    os.environ['CONDOR_CONFIG'] = path\n"
+        "    import htcondor2\n"
+        "    htcondor2.reload_config()\n"
+        "    out[path] = {n: htcondor2.param.get(n) for n in names}\n"
+        "print(json.dumps(out))\n"
+    )
+    first = next(iter(requests))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps({str(k): v for k, v in requests.items()}),
+        env={**os.environ, "CONDOR_CONFIG": str(first)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {k: v for k, v in json.loads(done.stdout).items()}
+
+
+def check(path):
+    return subprocess.run(
+        [sys.executable, str(CHECKER), str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def render_slots(modules, plan, policy):
+    """The slots file as file.managed renders it (Salt's jinja renderer, same context)."""
+    return modules.file.apply_template_on_contents(
+        TEMPLATE.read_text(),
+        template="jinja",
+        context={"slots": plan, "policy": policy},
+        defaults={},
+        saltenv="base",
+    )
+
+
+@pytest.mark.parametrize("policy", ["numa", "l3", "single"])
+def test_rendered_slots_parse_back_to_the_topology(modules, snapshots, tmp_path, policy):
+    plans, requests = {}, {}
+    for name, root in snapshots.items():
+        topo = modules.topology.discover(str(root))
+        if policy == "l3" and not topo["l3_groups"]:
+            continue
+        plan = modules.topology.slot_plan(policy, root=str(root))
+        conf = tmp_path / f"{name}-{policy}.conf"
+        conf.write_text(render_slots(modules, plan, policy))
+        names = ["NUM_SLOTS", "ENFORCE_CPU_AFFINITY"]
+        for slot in plan:
+            n = slot["id"]
+            names += [f"SLOT_TYPE_{n}", f"SLOT_TYPE_{n}_PARTITIONABLE", f"SLOT{n}_CPU_AFFINITY"]
+        plans[str(conf)], requests[str(conf)] = plan, names
+    assert len(plans) >= 10
+    for conf, values in htcondor_params(requests).items():
+        plan = plans[conf]
+        assert int(values["NUM_SLOTS"]) == len(plan)
+        for slot in plan:
+            n = slot["id"]
+            assert values[f"SLOT_TYPE_{n}_PARTITIONABLE"] == "True"
+            affinity = values[f"SLOT{n}_CPU_AFFINITY"]
+            if slot["affinity"] is None:  # the notebook's whole-machine slot: no pinning
+                assert values[f"SLOT_TYPE_{n}"] == "cpus=100%, memory=100%"
+                assert affinity is None
+                assert values["ENFORCE_CPU_AFFINITY"] is None
+                continue
+            assert values["ENFORCE_CPU_AFFINITY"] == "True"
+            # HTCondor reads the list with atoi() per comma-separated item.
+            pinned = {int(item) for item in affinity.split(",")}
+            assert pinned == set(modules.topology.parse_cpulist(slot["cpus"])), conf
+            assert values[f"SLOT_TYPE_{n}"] == f"cpus={slot['cores']}, memory={slot['memory_mb']}"
+    # and the formula's checker (its check_cmd) accepts them
+    for conf in list(plans)[:3]:
+        result = check(conf)
+        assert result.returncode == 0, result.stderr
+
+
+def test_1950x_config_is_the_lab_notebooks(modules, snapshots, tmp_path):
+    plan = modules.topology.slot_plan("numa", root=str(snapshots["threadripper-1950x"]))
+    conf = tmp_path / "slots.conf"
+    conf.write_text(render_slots(modules, plan, "numa"))
+    names = ["SLOT1_CPU_AFFINITY", "SLOT2_CPU_AFFINITY", "SLOT_TYPE_1", "SLOT_TYPE_2"]
+    values = htcondor_params({conf: names})[str(conf)]
+    assert {int(c) for c in values["SLOT1_CPU_AFFINITY"].split(",")} == {
+        *range(8),
+        *range(16, 24),
+    }
+    assert {int(c) for c in values["SLOT2_CPU_AFFINITY"].split(",")} == {
+        *range(8, 16),
+        *range(24, 32),
+    }
+    assert values["SLOT_TYPE_1"].startswith("cpus=8,")
+    assert values["SLOT_TYPE_2"].startswith("cpus=8,")
+
+
+def test_cli_condor_output_is_what_the_formula_writes(modules, snapshots):
+    root = snapshots["threadripper-1950x"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "labsalt", "topology", "--root", str(root), "--condor"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plan = modules.topology.slot_plan("numa", root=str(root))
+    assert cli.stdout == render_slots(modules, plan, "numa")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("NUM_SLOTS = 2\nif $(FOO\n", "HTCondor rejects"),
+        ("NUM_SLOTS = 1\nif true\nX = 1\n", "endif"),
+        ("SLOT1_CPU_AFFINITY = 0-7,16-23\n", "only comma-separated CPU numbers"),
+        ("SLOT_TYPE_1 = cpus=8 memory\n", "not a list of resource=amount"),
+    ],
+)
+def test_checker_refuses_what_htcondor_would_not_read(tmp_path, text, message):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    result = check(conf)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_checker_fails_closed_without_a_parser(tmp_path):
+    conf = tmp_path / "good.conf"
+    conf.write_text("NUM_SLOTS = 1\n")
+    python = "/usr/bin/python3"  # the system Python has neither bindings nor condor_config_val
+    probe = subprocess.run([python, "-c", "import htcondor2"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        pytest.skip("the system Python has the htcondor bindings")
+    result = subprocess.run(
+        [python, str(CHECKER), str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 3
+    assert "no HTCondor configuration parser" in result.stderr
+
+
+def test_formula_in_test_mode_changes_nothing(modules, snapshots):
+    live = "/etc/condor/config.d/50-labsalt-slots.conf"
+    if os.path.exists(live):
+        pytest.skip(f"{live} exists on this machine")
+    pillar = {"htcondor": {"topology_root": str(snapshots["threadripper-1950x"])}}
+    ret = modules.state.sls("htcondor.config.file", test=True, pillar=pillar)
+    slots = [r for r in results(ret).values() if r["name"] == live]
+    assert slots, ret
+    assert slots[0]["result"] is None
+    assert slots[0]["changes"] == {"newfile": live}
+    assert not os.path.exists(live)
+
+
+@pytest.mark.parametrize(
+    ("slots", "message"),
+    [
+        ({"policy": "numaa"}, "htcondor:slots:policy: 'numaa' is not one of numa, l3, single"),
+        ({"reserve_cores": 99}, "reserve_cores: 99 reserved but this machine has only 16"),
+        ({"exclude_nodes": [5]}, r"NUMA node(s) [5] do not exist"),
+        ({"reserve_cores": "two"}, "htcondor:slots:reserve_cores: must be int"),
+    ],
+)
+def test_bad_pillar_is_one_clear_error(modules, snapshots, slots, message):
+    pillar = {"htcondor": {"topology_root": str(snapshots["threadripper-1950x"]), "slots": slots}}
+    ret = modules.state.sls("htcondor.config.file", test=True, pillar=pillar)
+    text = json.dumps(getattr(ret, "raw", ret))
+    assert message in text.replace("\\'", "'"), text
+
+
+def test_not_a_sysfs_root_is_one_clear_error(modules, tmp_path):
+    ret = modules.state.sls(
+        "htcondor.config.file", test=True, pillar={"htcondor": {"topology_root": str(tmp_path)}}
+    )
+    assert f"{tmp_path} is not a sysfs tree" in json.dumps(getattr(ret, "raw", ret))
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "labsalt", "topology", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_map_json_and_svg(snapshots, tmp_path):
+    root = str(snapshots["threadripper-1950x"])
+    text = _cli("--root", root).stdout
+    assert "NUMA node 0: CPUs 0-7,16-23" in text
+    assert "L3 1 (8 MiB): CPUs 4-7,20-23" in text
+    assert "[4,20]  [5,21]  [6,22]  [7,23]" in text
+    assert "slot 2: 8 cores, CPUs 8-15,24-31" in text
+    assert "export OMPI_MCA_hwloc_base_binding_policy=numa" in text
+    data = json.loads(_cli("--root", root, "--json").stdout)
+    assert [(n["id"], n["cpus"], n["memory_kb"]) for n in data["numa_nodes"]] == [
+        (0, "0-7,16-23", 16370604),
+        (1, "8-15,24-31", 16512232),
+    ]
+    assert [g["cpus"] for g in data["l3_groups"]][0] == "0-3,16-19"
+    assert data["packages"] == [
+        {"id": 0, "cpus": "0-31", "cores": 16, "numa_nodes": [0, 1]},
+    ]
+    svg = tmp_path / "map.svg"
+    assert _cli("--root", root, "--svg", str(svg)).returncode == 0
+    # The picture in the README is this output.
+    committed = REPO / "formulas" / "htcondor" / "threadripper-1950x.svg"
+    assert svg.read_text() == committed.read_text()
+
+
+def test_cli_errors_are_one_line(tmp_path, snapshots):
+    done = _cli("--root", str(tmp_path), "--json")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "is not a sysfs tree" in done.stderr
+    done = _cli("--root", str(snapshots["threadripper-1950x"]), "--reserve-cores", "16")
+    assert done.returncode == 2
+    assert "16 reserved but this machine has only 16" in done.stderr
+
+
+def test_grains_through_salts_loader(loaders, modules):
+    grains = loaders.grains
+    topo = modules.topology.discover("/")
+    assert grains["numa_nodes"] == len(topo["numa_nodes"])
+    assert grains["numa"]["0"]["cpus"] == topo["numa_nodes"][0]["cpus"]
+    assert grains["l3"] == [g["cpus"] for g in topo["l3_groups"]]
+
+
+def test_package_install_predicts_repository_and_package(modules):
+    ret = results(modules.state.sls("htcondor.package.install", test=True))
+    by_id = {v["__id__"]: v for v in ret.values()}
+    repo = by_id["htcondor-package-repo"]
+    assert repo["result"] is None
+    assert "research.cs.wisc.edu/htcondor/repo/debian/24.x" in repo["comment"]
+    assert "signed-by=/usr/share/keyrings/htcondor-archive-keyring.gpg" in repo["comment"]
+    package = by_id["htcondor-package"]
+    assert package["result"] is None
+    assert "condor" in package["comment"]

@@ -1,0 +1,96 @@
+"""ipxe module logic without Salt's loader: credential checks and the start files."""
+
+import importlib.util
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from tests.conftest import REPO
+
+spec = importlib.util.spec_from_file_location("ipxe_module", REPO / "_modules" / "ipxe.py")
+ipxe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ipxe)
+
+
+def params(**share):
+    return {
+        "server": "192.0.2.5",
+        "installers": [{"id": "w10", "key": "w", "title": "W", "directory": "Win10/x64"}],
+        "menu": {"default": None, "http_url": None},
+        "share": {
+            "name": "installers",
+            "user": "guest",
+            "password": "pw",
+            "drive": "S",
+            "retries": 5,
+            **share,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "field, value", [("password", 'a"b'), ("password", "100%"), ("user", "x\r\ny")]
+)
+def test_unsafe_credentials_are_refused(field, value):
+    with pytest.raises(SaltInvocationError, match=f"ipxe:share:{field}: must not contain"):
+        ipxe.validate(params(**{field: value}))
+
+
+def test_reserved_key_is_refused():
+    p = params()
+    p["installers"][0]["key"] = "s"
+    with pytest.raises(SaltInvocationError, match="ipxe:installers:w10: key 's' is reserved"):
+        ipxe.validate(p)
+
+
+def test_install_cmd_mounts_the_installer_subdirectory():
+    text = ipxe.install_cmd(params(), params()["installers"][0])
+    assert text.endswith("cmd /k\r\n")
+    assert 'net use S: "\\\\192.0.2.5\\installers\\Win10\\x64" "pw" /user:"guest"' in text
+    assert "if %tries% geq 5 goto failed" in text
+
+
+def test_winpeshl_ini_launches_install_cmd_through_cmd_exe():
+    lines = ipxe.winpeshl_ini().split("\r\n")
+    assert lines[0] == "[LaunchApps]"
+    app, args = lines[1].split(", ", 1)
+    assert app.endswith("\\System32\\cmd.exe") and args.endswith("\\System32\\install.cmd")
+
+
+@pytest.mark.parametrize(
+    "data, digest",
+    [
+        (b"", "31d6cfe0d16ae931b73c59d7e0c089c0"),
+        (b"abc", "a448017aaf21d8525fc10ae87aa6729d"),
+        (b"message digest", "d9130a8164549fe818874806e1c7014b"),
+        (b"1234567890" * 8, "e33b4ddc9c38f2199c3e7b164fcc0536"),
+    ],
+)
+def test_md4_matches_rfc1320_vectors(data, digest):
+    assert ipxe._md4(data).hex() == digest
+
+
+def test_nt_hash_is_what_samba_stores():
+    assert ipxe.nt_hash("password") == "8846F7EAEE8FB117AD06BDD830B7586C"
+
+
+def test_user_share_needs_a_password():
+    p = params(guest=False, password="")
+    with pytest.raises(SaltInvocationError, match="ipxe:share:password: must be set"):
+        ipxe.validate(p)
+
+
+def test_http_entries_load_everything_from_the_http_url():
+    p = params()
+    p.update(
+        menu={"title": "M", "timeout": 5, "default": "w10", "http_url": "http://192.0.2.5/tftp/"},
+        wimboot={"file": "wimboot", "args": ""},
+    )
+    p["installers"][0]["http"] = True
+    files = {"w10": [["BCD", "installers/Win10/x64/boot/bcd"]]}
+    lines = ipxe.menu(p, files).splitlines()
+    assert "choose --timeout 5000 --default w10 target || goto exit" in lines
+    entry = lines[lines.index(":w10") :]
+    assert entry[2] == "kernel http://192.0.2.5/tftp/wimboot"
+    assert entry[3] == "initrd -n BCD http://192.0.2.5/tftp/installers/Win10/x64/boot/bcd BCD"
+    assert entry[4] == "initrd -n winpeshl.ini http://192.0.2.5/tftp/ipxe/winpeshl.ini winpeshl.ini"
