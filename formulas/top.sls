@@ -20,3 +20,9 @@ base:
   'I@labsalt:roles:nas':
     - match: compound
     - spindown
+  'I@labsalt:roles:turn':
+    - match: compound
+    - coturn
+  'I@labsalt:roles:bbb':
+    - match: compound
+    - bigbluebutton

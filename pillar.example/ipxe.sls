@@ -4,9 +4,11 @@ ipxe:
   # This host's address as PXE clients and Windows PE see it.
   server: 192.168.10.5
   wimboot:
-    # wimboot is not packaged by Debian: a release URL and its sha256.
+    # wimboot is not packaged by Debian: a release URL and the sha256 you
+    # computed for that file (`sha256sum wimboot`).  The zeros are a
+    # placeholder: the download is refused until they are replaced.
     url: https://github.com/ipxe/wimboot/releases/download/v2.8.0/wimboot
-    sha256: 0000000000000000000000000000000000000000000000000000000000000000
+    sha256: "0000000000000000000000000000000000000000000000000000000000000000"
   menu:
     title: Lab network installers
     timeout: 0

@@ -11,3 +11,5 @@ base:
     - bind_ad
     - ipxe
     - spindown
+    - coturn
+    - bigbluebutton

@@ -8,6 +8,18 @@ from tests.conftest import FORMULAS, REPO
 PILLAR_TOP = yaml.safe_load((REPO / "pillar.example" / "top.sls").read_text())
 
 
+def _ipxe_trees(tmp_path):
+    """ipxe refuses to render for installer trees that do not exist: give it the example's."""
+    from tests.support import ipxe_tree  # noqa: PLC0415
+
+    return {"ipxe": {"tftp": {"root": str(ipxe_tree.make_root(tmp_path))}}}
+
+
+# Formulas whose render checks this machine's files get those files, in a temp
+# tree, by a pillar override on top of pillar.example.
+RENDER_SETUP = {"ipxe": _ipxe_trees}
+
+
 @pytest.mark.parametrize("formula", FORMULAS)
 def test_layout(formula):
     root = REPO / "formulas" / formula
@@ -26,8 +38,10 @@ def test_layout(formula):
 
 @pytest.mark.parametrize("formula", FORMULAS)
 @pytest.mark.parametrize("sls", ["", ".clean"])
-def test_renders_with_example_pillar(modules, formula, sls):
-    ret = modules.state.show_sls(formula + sls)
+def test_renders_with_example_pillar(modules, formula, sls, tmp_path):
+    setup = RENDER_SETUP.get(formula)
+    pillar = setup(tmp_path) if setup else None
+    ret = modules.state.show_sls(formula + sls, pillar=pillar)
     assert isinstance(ret, dict), f"{formula}{sls} failed to render: {ret}"
     assert ret, f"{formula}{sls} rendered no states"
 

@@ -110,7 +110,7 @@ def test_injected_start_files(applied, base):
     lines = script.splitlines()
     assert lines[2] == "wpeinit"
     assert (
-        'net use S: "\\\\10.213.0.1\\installers\\Win10_22H2_German_x64" "s3cr3t-Pa55" '
+        'net use S: "\\\\198.19.254.1\\installers\\Win10_22H2_German_x64" "s3cr3t-Pa55" '
         '/user:"guest" /persistent:no >nul && goto setup'
     ) in lines
     assert lines[lines.index(":setup") + 1] == "S:\\setup.exe"
@@ -124,8 +124,8 @@ def test_configs_pass_their_checkers(applied, base):
     smb = (base / "etc/samba/smb.conf").read_text()
     assert f"path = {base}/srv/tftp/installers" in smb and "read only = yes" in smb
     dnsmasq = (base / "etc/labsalt/ipxe-dnsmasq.conf").read_text()
-    assert "dhcp-range=10.213.0.0,proxy" in dnsmasq
-    assert 'pxe-service=tag:!ipxe,x86PC,"iPXE (BIOS)",undionly.kpxe,10.213.0.1' in dnsmasq
+    assert "dhcp-range=198.19.254.0,proxy" in dnsmasq
+    assert 'pxe-service=tag:!ipxe,x86PC,"iPXE (BIOS)",undionly.kpxe,198.19.254.1' in dnsmasq
     assert (
         "ExecStart=/usr/sbin/dnsmasq"
         in (base / "etc/systemd/system/labsalt-ipxe-dnsmasq.service").read_text()

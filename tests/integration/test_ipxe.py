@@ -110,7 +110,7 @@ def net(applied, tmp_path_factory):
     """The namespace with tftpd, smbd and both dnsmasq instances running."""
     work = tmp_path_factory.mktemp("ipxe-net")
     with netns.namespace("ipxe") as ns:
-        # QEMU's link: a tap inside the namespace; 10.213.0.0/24 exists only there
+        # QEMU's link: a tap inside the namespace; 198.19.254.0/24 exists only there
         # (the namespace has no other route and does not forward).
         ns.run("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
         ns.run("ip", "addr", "add", f"{ipxe_tree.TAP_SERVER}/24", "dev", TAP)
@@ -160,7 +160,7 @@ exec in.tftpd --listen --foreground -v -v --user "$TFTP_USERNAME" --address 0.0.
                 "--port=0",
                 f"--interface={TAP}",
                 "--bind-interfaces",
-                "--dhcp-range=10.213.0.50,10.213.0.99,1h",
+                "--dhcp-range=198.19.254.50,198.19.254.99,1h",
                 f"--dhcp-leasefile={work}/site.leases",
                 f"--pid-file={work}/site.pid",
             ]

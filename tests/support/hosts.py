@@ -436,6 +436,8 @@ class Host:
             "systemd-nspawn", "--quiet", "--boot", "-D", str(self.root),
             "--register=no", "--keep-unit", "--console=passive",
             f"--network-namespace-path={self.ns.path}", f"--machine={self.name}",
+            # the netns is the host's own: let it manage its firewall (nftables)
+            "--capability=CAP_NET_ADMIN",
         ]  # fmt: skip
         # A host dies with the test process, unless started from a thread (Linux
         # signals a child when the thread that forked it ends); a killed run's

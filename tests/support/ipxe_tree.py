@@ -19,9 +19,10 @@ from pathlib import Path
 
 WIM_MAGIC = b"MSWIM\0\0\0"
 WIMBOOT_STUB = b"\xfa\xf4\xeb\xfd"
-# Inside the test namespace only: the tap link between QEMU and the servers.
-TAP_SERVER = "10.213.0.1"
-TAP_SUBNET = "10.213.0.0"
+# Inside the test namespace only: the tap link between QEMU and the servers
+# (RFC 2544 test range, like tests/support/netns.py, above its allocations).
+TAP_SERVER = "198.19.254.1"
+TAP_SUBNET = "198.19.254.0"
 FONTS = ["segmono_boot.ttf", "segoe_slboot.ttf", "segoen_slboot.ttf", "wgl4_boot.ttf"]
 
 INSTALLERS = [

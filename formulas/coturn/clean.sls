@@ -1,0 +1,5 @@
+include:
+  - coturn.firewall.clean
+  - coturn.service.clean
+  - coturn.config.clean
+  - coturn.package.clean

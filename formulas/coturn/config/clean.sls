@@ -1,0 +1,7 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+
+coturn-config-removed:
+  file.absent:
+    - names:
+      - {{ mapdata.config_file }}
+      - {{ mapdata.checker }}

@@ -1,0 +1,37 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{%- set fw = mapdata.firewall %}
+{%- if fw.enabled %}
+
+include:
+  - coturn.firewall.rules
+
+# A unit of its own loads the table at boot, before coturn starts.
+coturn-firewall-unit:
+  file.managed:
+    - name: /etc/systemd/system/{{ fw.unit }}
+    - contents: |
+        # Managed by Salt (labsalt coturn formula)
+        [Unit]
+        Description=labsalt: host firewall for coturn (nftables table {{ fw.table }})
+        Wants=network-pre.target
+        Before=network-pre.target coturn.service
+
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        ExecStart=/usr/sbin/nft -f {{ fw.rules_file }}
+        ExecReload=/usr/sbin/nft -f {{ fw.rules_file }}
+        ExecStop=/usr/sbin/nft delete table inet {{ fw.table }}
+
+        [Install]
+        WantedBy=multi-user.target
+
+coturn-firewall-service:
+  service.running:
+    - name: {{ fw.unit }}
+    - enable: true
+    - reload: true
+    - watch:
+      - file: coturn-firewall-rules
+      - file: coturn-firewall-unit
+{%- endif %}

@@ -1,0 +1,269 @@
+"""
+The bbb execution module's pure logic: API checksums against BBB's documented
+example, URL building, installer flags, and key edits of BBB's real default files
+(minimal excerpts in tests/fixtures/bbb, see PROVENANCE.md there).
+"""
+
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "bbb"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("labsalt_bbb", REPO / "_modules" / "bbb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bbb = _load()
+
+# BBB's API documentation, "Usage": the create call, its secret and SHA-1.
+DOC_QUERY = "name=Test+Meeting&meetingID=abc123&attendeePW=111222&moderatorPW=333444"
+DOC_SECRET = "639259d4-9dd8-4b25-bf01-95f9567eaf4b"
+DOC_SHA1 = "1fcbb0c4fc1f039f73aa6d697d2db9ba7f803f17"
+
+
+def test_checksum_matches_bbb_api_documentation():
+    assert bbb.checksum("create", DOC_QUERY, DOC_SECRET) == DOC_SHA1
+
+
+def test_encoded_query_and_url_match_documentation():
+    params = {
+        "name": "Test Meeting",
+        "meetingID": "abc123",
+        "attendeePW": "111222",
+        "moderatorPW": "333444",
+    }
+    assert bbb.encode_query(params) == DOC_QUERY
+    url = bbb.api_url("https://bbb.example.com", "create", params, DOC_SECRET)
+    assert url == (
+        f"https://bbb.example.com/bigbluebutton/api/create?{DOC_QUERY}&checksum={DOC_SHA1}"
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
+def test_newer_checksum_algorithms_agree_with_coreutils(algorithm):
+    """BBB >= 2.4 also accepts SHA-2 checksums over the same string."""
+    tool = shutil.which(f"{algorithm}sum")
+    assert tool, f"{algorithm}sum (coreutils) missing"
+    expected = subprocess.run(
+        [tool], input=f"create{DOC_QUERY}{DOC_SECRET}", capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    assert bbb.checksum("create", DOC_QUERY, DOC_SECRET, algorithm) == expected
+    assert len(expected) == hashlib.new(algorithm).digest_size * 2
+
+
+def test_checksum_refuses_unknown_algorithm_and_empty_secret():
+    with pytest.raises(SaltInvocationError, match="md5"):
+        bbb.checksum("create", "", DOC_SECRET, "md5")
+    with pytest.raises(SaltInvocationError, match="secret is empty"):
+        bbb.checksum("create", "", "")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://bbb.example.com",
+        "https://bbb.example.com/",
+        "https://bbb.example.com/bigbluebutton",
+        "https://bbb.example.com/bigbluebutton/api/",
+    ],
+)
+def test_api_base_normalises(given):
+    assert bbb.api_base(given) == "https://bbb.example.com/bigbluebutton/api/"
+
+
+def test_call_without_parameters_signs_the_empty_query():
+    url = bbb.api_url("https://bbb.example.com", "getMeetings", None, DOC_SECRET, "sha256")
+    sig = hashlib.sha256(f"getMeetings{DOC_SECRET}".encode()).hexdigest()
+    assert url == f"https://bbb.example.com/bigbluebutton/api/getMeetings?checksum={sig}"
+
+
+# --------------------------------------------------------------------------- installer
+
+
+def test_installer_flags_as_bbb_install_documents():
+    args = bbb.installer_args(
+        "jammy-300",
+        "bbb.lab.example.org",
+        "admin@lab.example.org",
+        turn_host="turn.lab.example.org",
+        turn_secret="s3cretTurnToken",
+        greenlight=True,
+        firewall=True,
+    )
+    assert args == [
+        "-v",
+        "jammy-300",
+        "-s",
+        "bbb.lab.example.org",
+        "-e",
+        "admin@lab.example.org",
+        "-c",
+        "turn.lab.example.org:s3cretTurnToken",
+        "-g",
+        "-w",
+    ]
+    shown = bbb.redact(args, ["s3cretTurnToken"])
+    assert "s3cretTurnToken" not in shown
+    assert "-c turn.lab.example.org:***" in shown
+
+
+def test_installer_without_turn_greenlight_or_firewall():
+    args = bbb.installer_args("focal-270", "bbb.example.org", "a@example.org", firewall=False)
+    assert args == ["-v", "focal-270", "-s", "bbb.example.org", "-e", "a@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"version": "jammy"}, "installer:version 'jammy'"),
+        ({"hostname": "bbb"}, "hostname 'bbb' is not a fully qualified"),
+        ({"email": "admin"}, "email 'admin'"),
+        ({"turn_host": "turn.example.org", "turn_secret": None}, "turn:secret is missing"),
+        ({"turn_host": "turn.example.org", "turn_secret": "short"}, "at least 8"),
+    ],
+)
+def test_installer_bad_input_names_the_key(kwargs, message):
+    base = {"version": "jammy-300", "hostname": "bbb.example.org", "email": "a@example.org"}
+    base.update(kwargs)
+    with pytest.raises(SaltInvocationError, match=message) as info:
+        bbb.installer_args(base.pop("version"), base.pop("hostname"), base.pop("email"), **base)
+    assert "short" not in str(info.value)
+
+
+def test_secret_errors_never_show_the_value():
+    with pytest.raises(SaltInvocationError) as info:
+        bbb.check_turn_secret("bad secret with spaces")
+    assert "bad secret" not in str(info.value)
+    assert "coturn:static_auth_secret" in str(info.value)
+
+
+def test_install_stamp_changes_with_secret_but_does_not_contain_it():
+    one = bbb.install_stamp("jammy-300", ["-c", "t:secretAAAA"], "ab" * 32)
+    two = bbb.install_stamp("jammy-300", ["-c", "t:secretBBBB"], "ab" * 32)
+    assert one != two
+    assert "secretAAAA" not in repr(one)
+
+
+# --------------------------------------------------------------------------- dial-in number
+
+
+@pytest.mark.parametrize("number", ["+49 711 12345678", "613-555-1234", "(0711) 123/456"])
+def test_phone_numbers_accepted(number):
+    assert bbb.phone_number(number) == number
+
+
+@pytest.mark.parametrize("number", ["+49 711 1234x", "", "12", "+49 711 1234567890123456", "0;1"])
+def test_malformed_phone_number_refused(number):
+    with pytest.raises(SaltInvocationError, match="bigbluebutton:dialin:number .* not a phone"):
+        bbb.phone_number(number)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def test_properties_edit_on_bbb_defaults_changes_only_the_keys():
+    text = (FIXTURES / "bigbluebutton.properties").read_text()
+    footer = "<br><br>To join this meeting by phone, dial:<br>  %%DIALNUM%%"
+    settings = {
+        "allowStartStopRecording": False,
+        "disableRecordingDefault": True,
+        "defaultWelcomeMessageFooter": footer,
+        "defaultDialAccessNumber": "+49 711 12345678",
+    }
+    new, changed = bbb.edit_properties(text, settings)
+    assert sorted(changed) == sorted(settings)
+    values = bbb.parse_properties(new)
+    assert values["allowStartStopRecording"] == "false"
+    assert values["disableRecordingDefault"] == "true"
+    assert values["defaultWelcomeMessageFooter"] == footer
+    assert values["defaultDialAccessNumber"] == "+49 711 12345678"
+    # everything else, comments included, is untouched
+    old_lines = [line for line in text.splitlines() if not line.startswith(tuple(settings))]
+    new_lines = [line for line in new.splitlines() if not line.startswith(tuple(settings))]
+    assert old_lines == new_lines
+    again, changed_again = bbb.edit_properties(new, settings)
+    assert (again, changed_again) == (new, [])
+
+
+def test_properties_edit_appends_missing_and_removes_duplicates():
+    new, changed = bbb.edit_properties("# c\na=1\nb=2\na=3\n", {"a": "9", "c": "x"})
+    assert new == "# c\na=9\nb=2\nc=x\n"
+    assert changed == ["a", "c"]
+
+
+def test_properties_values_are_latin1_safe():
+    new, _ = bbb.edit_properties("", {"defaultWelcomeMessageFooter": "Grüße"})
+    assert new == "defaultWelcomeMessageFooter=Gr\\u00fc\\u00dfe\n"
+
+
+def test_secret_and_server_url_from_override_before_defaults():
+    defaults = FIXTURES / "bigbluebutton.properties"
+    override = FIXTURES / "bbb-web.properties"
+    assert bbb.secret(str(defaults), str(override)) == "Q7nVb2kLr9TzW4xYcP1mHs8dFg3jKa6e"
+    assert bbb.server_url(str(defaults), str(override)) == "https://bbb.lab.test"
+    assert bbb.secret(str(defaults), "/nonexistent") == "3895c0fc987abdd47edf0352fea2a458"
+    with pytest.raises(CommandExecutionError, match="is BigBlueButton installed"):
+        bbb.secret("/nonexistent", "/nonexistent")
+
+
+# --------------------------------------------------------------------------- FreeSWITCH XML
+
+
+def _xmllint_ok(text, tmp_path):
+    path = tmp_path / "check.xml"
+    path.write_text(text)
+    cmd = ["xmllint", "--noout", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return proc.returncode == 0, proc.stderr
+
+
+def test_energy_level_only_in_the_cdquality_profile(tmp_path):
+    text = (FIXTURES / "freeswitch/autoload_configs/conference.conf.xml").read_text()
+    scope = {"tag": "profile", "match": {"name": "cdquality"}}
+    new, count = bbb.edit_xml_attribute(
+        text, "param", {"name": "energy-level"}, "value", 50, scope=scope
+    )
+    assert count == 1
+    cdquality = new[new.index('<profile name="cdquality">') :]
+    default = new[: new.index('<profile name="cdquality">')]
+    assert '<param name="energy-level" value="50"/>' in cdquality
+    assert '<param name="energy-level" value="300"/>' in default
+    assert len(new.splitlines()) == len(text.splitlines())
+    assert _xmllint_ok(new, tmp_path)[0]
+    again, count = bbb.edit_xml_attribute(
+        new, "param", {"name": "energy-level"}, "value", 50, scope=scope
+    )
+    assert (again, count) == (new, 0)
+
+
+def test_jitterbuffer_in_every_conference_extension(tmp_path):
+    text = (FIXTURES / "freeswitch/dialplan/default/bbb_conference.xml").read_text()
+    new, count = bbb.edit_xml_attribute(
+        text, "action", {"application": "jitterbuffer"}, "data", "60"
+    )
+    assert count == 2
+    assert new.count('<action application="jitterbuffer" data="60"/>') == 2
+    assert _xmllint_ok(new, tmp_path)[0]
+
+
+def test_opus_dtx_already_off_is_no_change():
+    text = (FIXTURES / "freeswitch/autoload_configs/opus.conf.xml").read_text()
+    new, count = bbb.edit_xml_attribute(text, "param", {"name": "use-dtx"}, "value", 0)
+    assert (new, count) == (text, 0)
+
+
+def test_missing_element_is_an_error():
+    text = (FIXTURES / "freeswitch/autoload_configs/opus.conf.xml").read_text()
+    with pytest.raises(CommandExecutionError, match='no element <param name="use-fec">'):
+        bbb.edit_xml_attribute(text, "param", {"name": "use-fec"}, "value", 1)
