@@ -673,6 +673,21 @@ def cleanup_stale():
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _refuse_forwarding():
+    """
+    Hosts hold CAP_NET_ADMIN in their own namespace, so a formula could give one
+    a default route towards this machine.  That stays harmless only while this
+    machine forwards nothing: refuse to start hosts otherwise.
+    """
+    for knob in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
+        with contextlib.suppress(OSError):
+            if Path(knob).read_text().strip() != "0":
+                raise HostError(
+                    f"{knob} is on: throw-away hosts could route traffic off this machine; "
+                    "turn forwarding off to run the e2e tests"
+                )
+
+
 class HostFactory:
     """Starts hosts and stops all of them at the end (the ``host_factory`` fixture)."""
 
@@ -682,6 +697,7 @@ class HostFactory:
         reason = unavailable()
         if reason:
             raise HostError(reason)
+        _refuse_forwarding()
         RUNDIR.mkdir(parents=True, exist_ok=True)
         WORKDIR.mkdir(parents=True, exist_ok=True)
         with open(RUNDIR.parent / "hosts.lock", "w") as lock:
