@@ -2,3 +2,5 @@
 labsalt:
   roles:
     - workstation
+  # Formulas of those roles this host does not get, e.g. [htcondor].
+  skip: []

@@ -51,3 +51,19 @@ def test_mapdata_matches_its_schema(modules, formula):
     data = modules.labsalt.mapdata(formula)
     assert isinstance(data, dict)
     assert data, f"{formula} has no parameters"
+
+
+@pytest.mark.parametrize(
+    ("labsalt", "present", "absent"),
+    [
+        ({"roles": ["workstation"], "skip": []}, {"htcondor", "openmpi"}, {"spindown"}),
+        ({"roles": ["workstation"], "skip": ["htcondor"]}, {"openmpi"}, {"htcondor"}),
+        ({"roles": ["nas", "dns"], "skip": []}, {"spindown", "bind_ad"}, {"htcondor"}),
+    ],
+)
+def test_roles_and_skips_choose_the_formulas(modules, labsalt, present, absent):
+    ret = modules.state.show_highstate(pillar={"labsalt": labsalt})
+    assert isinstance(ret, dict), ret
+    formulas = {chunk["__sls__"].split(".")[0] for chunk in ret.values()}
+    assert present <= formulas
+    assert not absent & formulas
