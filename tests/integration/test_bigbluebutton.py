@@ -13,11 +13,9 @@ the seeded bbb-web.properties (hash of call + query + secret, as bbb-web does).
 import hashlib
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.parse
 from pathlib import Path
@@ -37,7 +35,11 @@ set -e
 printf '%s\\n' "$@" > "$(dirname "$0")/installer-args"
 """
 
-pytestmark = pytest.mark.skipif(not shutil.which("xmllint"), reason="xmllint not installed")
+pytestmark = [
+    pytest.mark.skipif(not shutil.which("xmllint"), reason="xmllint not installed"),
+    # labsalt's generated Salt config (and Salt's logs) in a temp dir, not ~/.cache
+    pytest.mark.usefixtures("private_salt_config"),
+]
 
 
 class StandIns(http.server.BaseHTTPRequestHandler):
@@ -93,32 +95,6 @@ class StandIns(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-@pytest.fixture(scope="module")
-def scratch():
-    """Temp dirs of our own: pytest's numbered ones are pruned by concurrent sessions."""
-    with tempfile.TemporaryDirectory(prefix="labsalt-bbb-") as base:
-        counter = iter(range(1000))
-
-        def make(name):
-            path = Path(base) / f"{name}{next(counter)}"
-            path.mkdir()
-            return path
-
-        yield make
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_salt_config(scratch):
-    """labsalt's generated Salt config (and Salt's logs) in our temp dir, not ~/.cache."""
-    old = os.environ.get("LABSALT_CONFIG_DIR")
-    os.environ["LABSALT_CONFIG_DIR"] = str(scratch("saltconf"))
-    yield
-    if old is None:
-        del os.environ["LABSALT_CONFIG_DIR"]
-    else:
-        os.environ["LABSALT_CONFIG_DIR"] = old
 
 
 @pytest.fixture(scope="module")

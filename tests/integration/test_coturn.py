@@ -8,14 +8,11 @@ relay to a denied private range.
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -25,10 +22,16 @@ from tests.support import netns
 SECRET = "it-TurnSecret-4711-abcdef"
 PEER_PORT = 3480
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("turnserver") and shutil.which("turnutils_uclient") and shutil.which("nft")),
-    reason="coturn / nftables not installed (scripts/install-deps bbb)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (
+            shutil.which("turnserver") and shutil.which("turnutils_uclient") and shutil.which("nft")
+        ),
+        reason="coturn / nftables not installed (scripts/install-deps bbb)",
+    ),
+    # labsalt's generated Salt config (and Salt's logs) in a temp dir, not ~/.cache
+    pytest.mark.usefixtures("private_salt_config"),
+]
 
 
 def labsalt(*args, check=True):
@@ -51,32 +54,6 @@ def write_pillar(path, coturn):
     (path / "top.sls").write_text("base:\n  '*':\n    - coturn\n")
     (path / "coturn.sls").write_text(yaml.safe_dump({"coturn": coturn}))
     return path
-
-
-@pytest.fixture(scope="module")
-def scratch():
-    """Temp dirs of our own: pytest's numbered ones are pruned by concurrent sessions."""
-    with tempfile.TemporaryDirectory(prefix="labsalt-bbb-") as base:
-        counter = iter(range(1000))
-
-        def make(name):
-            path = Path(base) / f"{name}{next(counter)}"
-            path.mkdir()
-            return path
-
-        yield make
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_salt_config(scratch):
-    """labsalt's generated Salt config (and Salt's logs) in our temp dir, not ~/.cache."""
-    old = os.environ.get("LABSALT_CONFIG_DIR")
-    os.environ["LABSALT_CONFIG_DIR"] = str(scratch("saltconf"))
-    yield
-    if old is None:
-        del os.environ["LABSALT_CONFIG_DIR"]
-    else:
-        os.environ["LABSALT_CONFIG_DIR"] = old
 
 
 @pytest.fixture(scope="module")
