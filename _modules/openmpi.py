@@ -106,16 +106,10 @@ def _choose_policy(params, major, topo):
                 "openmpi:policy: l3cache, but this host's topology has no L3 cache"
             )
         return wanted, "set in pillar"
-    if major is not None and major >= 5:
-        return "numa", "OpenMPI 5 binds singletons to NUMA correctly"
-    if patched:
-        return "numa", "the singleton bind-to-NUMA patch is enabled"
-    if topo["l3_caches"]:
-        return "l3cache", (
-            "OpenMPI 4 singletons cannot bind to NUMA under hwloc 2 without the patch; "
-            "l3cache still pins to more than one core"
-        )
-    return "socket", "no L3 cache in the topology and no singleton patch"
+    # One chooser for the suite: the same one `labsalt topology` shows.
+    return __salt__["topology.binding_domain"](
+        topo["numa_nodes"], topo["l3_caches"], major, patched
+    )
 
 
 def settings(params):

@@ -484,12 +484,45 @@ def discover(root="/"):
     return result
 
 
-def mpi_binding_policy(topo=None, root="/"):
+def binding_domain(numa_nodes, l3_groups, ompi_major=None, singleton_patched=False):
     """
-    The MPI binding domain that keeps ranks on local memory: ``numa`` on a
-    machine with several NUMA nodes holding CPUs, else ``l3cache`` with several
-    L3 groups, else ``core``.  Returns the domain and the environment for Open
-    MPI and Intel MPI (the lab notebook's /etc/profile.d settings).
+    The MPI binding domain, and why, for a machine with ``numa_nodes`` NUMA
+    nodes holding CPUs and ``l3_groups`` L3 cache groups: ``numa`` with several
+    NUMA nodes (ranks stay on local memory), else ``l3cache`` with several L3
+    groups, else ``core``.  OpenMPI 4 (``ompi_major`` below 5) cannot bind a
+    singleton to NUMA under hwloc 2 unless the singleton patch is applied, so
+    there ``numa`` becomes ``l3cache`` (the lab notebook's 2022 advice), or
+    ``socket`` without L3 information.  This is the one chooser: the openmpi
+    formula and ``labsalt topology`` both use it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call topology.binding_domain 2 4 ompi_major=4
+    """
+    if numa_nodes > 1:
+        if ompi_major is not None and ompi_major < 5 and not singleton_patched:
+            if l3_groups:
+                return "l3cache", (
+                    "OpenMPI 4 singletons cannot bind to NUMA under hwloc 2 without the patch; "
+                    "l3cache still pins to more than one core"
+                )
+            return "socket", "OpenMPI 4 without the singleton patch and no L3 information"
+        return "numa", f"{numa_nodes} NUMA nodes: ranks stay on their local memory"
+    if l3_groups > 1:
+        return "l3cache", f"one NUMA node with {l3_groups} L3 groups"
+    return "core", "one NUMA node and one L3 group: each rank on a core"
+
+
+INTEL_DOMAINS = {"numa": "numa", "l3cache": "cache3", "socket": "socket", "core": "core"}
+
+
+def mpi_binding_policy(topo=None, root="/", ompi_major=None, singleton_patched=False):
+    """
+    :py:func:`binding_domain` for this machine (or the snapshot at ``root``),
+    with the environment for Open MPI and Intel MPI (the lab notebook's
+    /etc/profile.d settings).
 
     CLI Example:
 
@@ -499,18 +532,16 @@ def mpi_binding_policy(topo=None, root="/"):
     """
     topo = topo or discover(root)
     nodes_with_cpus = sum(1 for n in topo["numa_nodes"] if n["cpus"])
-    if nodes_with_cpus > 1:
-        domain, ompi, impi = "numa", "numa", "numa"
-    elif len(topo["l3_groups"]) > 1:
-        domain, ompi, impi = "l3cache", "l3cache", "cache3"
-    else:
-        domain, ompi, impi = "core", "core", "core"
+    domain, reason = binding_domain(
+        nodes_with_cpus, len(topo["l3_groups"]), ompi_major, singleton_patched
+    )
     return {
         "domain": domain,
+        "reason": reason,
         "environment": {
-            "OMPI_MCA_hwloc_base_binding_policy": ompi,
-            "OMPI_MCA_rmaps_base_mapping_policy": ompi,
-            "I_MPI_PIN_DOMAIN": impi,
+            "OMPI_MCA_hwloc_base_binding_policy": domain,
+            "OMPI_MCA_rmaps_base_mapping_policy": domain,
+            "I_MPI_PIN_DOMAIN": INTEL_DOMAINS[domain],
         },
     }
 

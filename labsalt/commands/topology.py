@@ -139,7 +139,9 @@ def text_report(module, topo, plan, policy):
             f"{slot['memory_mb']} MB, NUMA node(s) {','.join(map(str, slot['nodes']))}"
         )
     binding = s["mpi_binding"]
-    lines.append(f"MPI binding: {binding['domain']}")
+    lines.append(f"MPI binding: {binding['domain']} ({binding['reason']})")
+    if binding["domain"] == "numa":
+        lines.append("  (OpenMPI 4 without the singleton patch: the openmpi formula uses l3cache)")
     lines += [f"  export {k}={v}" for k, v in binding["environment"].items()]
     return "\n".join(lines) + "\n"
 

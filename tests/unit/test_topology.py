@@ -351,3 +351,22 @@ def test_grains_agree_with_discover(corpus, threadrippers):
 
 def test_no_grains_without_sysfs(tmp_path):
     assert grains._topology_grains(str(tmp_path)) == {}
+
+
+@pytest.mark.parametrize(
+    ("numa", "l3", "ompi_major", "patched", "domain"),
+    [
+        (2, 4, None, False, "numa"),  # the hardware's answer (labsalt topology)
+        (2, 4, 5, False, "numa"),  # OpenMPI 5 binds singletons to NUMA correctly
+        (2, 4, 4, True, "numa"),  # OpenMPI 4 with the singleton patch
+        (2, 4, 4, False, "l3cache"),  # the lab notebook's 2022 fallback
+        (2, 0, 4, False, "socket"),  # ... without L3 information
+        (1, 2, 4, False, "l3cache"),  # one node, several L3 groups (CCXes)
+        (1, 1, 4, False, "core"),
+        (1, 0, None, False, "core"),  # a VM without cache information
+    ],
+)
+def test_binding_domain_is_the_one_mpi_chooser(numa, l3, ompi_major, patched, domain):
+    chosen, reason = topology.binding_domain(numa, l3, ompi_major, patched)
+    assert chosen == domain
+    assert reason
