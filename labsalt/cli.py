@@ -213,7 +213,12 @@ def _add_state_opts(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="labsalt", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="labsalt",
+        description="Apply labsalt's formulas with Salt: on this machine (salt-call --local), "
+        "over salt-ssh to a roster, or show what they would use.  Salt does the work; "
+        "labsalt writes its private config and runs it.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     apply = sub.add_parser("apply", help="highstate or named formulas on this machine")
