@@ -10,8 +10,10 @@ hierarchy without systemd) and nftables matches it with ``socket cgroupv2``.
 
 Modes:
 
-``systemd``  systemd is PID 1 with the unified hierarchy at /sys/fs/cgroup:
-             cgroup ``<name>.slice``, the wrapper uses ``systemd-run --scope``.
+``systemd``  systemd is PID 1 (unified hierarchy at /sys/fs/cgroup, or a hybrid
+             layout's /sys/fs/cgroup/unified): the slice ``<name>.slice``, which
+             systemd nests by its dashes (``a-b.slice`` in ``a.slice``); the
+             wrapper uses ``systemd-run --scope --slice``.
 ``cgroup2``  a cgroup2 mount without systemd (also a hybrid layout's
              /sys/fs/cgroup/unified): cgroup directory ``<mount>/<name>``.
 ``cgroup1``  fallback: a net_cls hierarchy, classid on ``<net_cls>/<name>``,
@@ -111,7 +113,9 @@ def detect_mode(mode="auto"):
     """
     if mode not in MODES:
         raise SaltInvocationError(f"vbox_egress mode {mode!r} is not one of {', '.join(MODES)}")
-    systemd = os.path.isdir("/run/systemd/system") and cgroup2_mount() == NFT_CGROUP_PREFIX
+    unified = cgroup2_mount()
+    in_reach = unified is not None and (unified + "/").startswith(NFT_CGROUP_PREFIX + "/")
+    systemd = os.path.isdir("/run/systemd/system") and in_reach
     possible = {
         "systemd": systemd,
         "cgroup2": cgroup2_mount() is not None,
@@ -120,7 +124,8 @@ def detect_mode(mode="auto"):
     if mode != "auto":
         if not possible[mode]:
             why = {
-                "systemd": "systemd is not PID 1 with the unified hierarchy at /sys/fs/cgroup",
+                "systemd": "systemd is not running (no /run/systemd/system) or its cgroup2 "
+                f"hierarchy is not below {NFT_CGROUP_PREFIX}",
                 "cgroup2": "no cgroup2 file system is mounted",
                 "cgroup1": "no cgroup v1 hierarchy with net_cls is mounted",
             }[mode]
@@ -132,6 +137,26 @@ def detect_mode(mode="auto"):
     raise CommandExecutionError(
         "vbox_egress: this host has neither a cgroup2 mount nor a net_cls hierarchy"
     )
+
+
+def slice_units(name):
+    """
+    The slices systemd nests ``<name>.slice`` in, outermost first: dashes mean
+    nesting, so ``labsalt-vbox`` is ``labsalt.slice/labsalt-vbox.slice``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call vbox_egress.slice_units labsalt-vbox
+    """
+    if name.startswith("-") or name.endswith("-") or "--" in name:
+        raise SaltInvocationError(
+            f"vbox_egress cgroup name {name!r} is not a valid systemd slice name "
+            "(no leading, trailing or double '-')"
+        )
+    parts = name.split("-")
+    return ["-".join(parts[: depth + 1]) + ".slice" for depth in range(len(parts))]
 
 
 def cgroup(name, mode="auto"):
@@ -155,7 +180,8 @@ def cgroup(name, mode="auto"):
         path = os.path.join(net_cls_mount(), name)
         return {"mode": mode, "path": path, "procs_file": os.path.join(path, "tasks")}
     root = cgroup2_mount()
-    path = os.path.join(root, f"{name}.slice" if mode == "systemd" else name)
+    nested = slice_units(name) if mode == "systemd" else [name]
+    path = os.path.join(root, *nested)
     if not path.startswith(NFT_CGROUP_PREFIX + "/"):
         raise CommandExecutionError(
             f"cgroup2 is mounted at {root}, outside {NFT_CGROUP_PREFIX}: nft cannot resolve "
@@ -166,7 +192,7 @@ def cgroup(name, mode="auto"):
         "path": path,
         "procs_file": os.path.join(path, "cgroup.procs"),
         "nft_path": os.path.relpath(path, NFT_CGROUP_PREFIX),
-        "level": 1,
+        "level": len(nested),
     }
 
 
@@ -395,9 +421,10 @@ def apply(name, allow, mode="auto", table="labsalt_vbox_egress", classid="0x0010
     if not changes:
         return {}
     group = cgroup(name, mode)
-    if group["mode"] == "systemd" and "cgroup" in changes:
-        _run(["systemctl", "start", f"{name}.slice"])
-    os.makedirs(group["path"], exist_ok=True)
+    if group["mode"] == "systemd":
+        _start_slice(name, group)
+    else:
+        os.makedirs(group["path"], exist_ok=True)
     if group["mode"] == "cgroup1":
         value = _parse_classid(classid)
         with open(os.path.join(group["path"], "net_cls.classid"), "w", encoding="ascii") as handle:
@@ -417,6 +444,41 @@ def apply(name, allow, mode="auto", table="labsalt_vbox_egress", classid="0x0010
     _canonical_nft(text, table)  # validates; raises with nft's message
     _load_nft(text, table, exists=_live_nft(table) is not None)
     return changes
+
+
+def _start_slice(name, group):
+    """Start the slice (no unit file needed) and check systemd put it where nft will look."""
+    unit = f"{name}.slice"
+    _run(["systemctl", "start", unit])
+    where = _run(["systemctl", "show", "--property=ControlGroup", "--value", unit]).stdout.strip()
+    expected = "/" + os.path.relpath(group["path"], cgroup2_mount())
+    if where != expected or not os.path.isdir(group["path"]):
+        raise CommandExecutionError(
+            f"systemd put {unit} at cgroup {where or '(none)'}, not at {expected}"
+        )
+
+
+def _populated(group):
+    """Whether any process is in the cgroup or below it (a systemd-run scope)."""
+    if group["mode"] == "cgroup1":
+        with open(group["procs_file"], encoding="ascii") as handle:
+            return bool(handle.read().strip())
+    with open(os.path.join(group["path"], "cgroup.events"), encoding="ascii") as handle:
+        return "populated 1" in handle.read().splitlines()
+
+
+def _stop_empty_parents(name, group):
+    """Stop the outer slices systemd started for ours, if nothing else is in them."""
+    parents = slice_units(name)[:-1]
+    root = cgroup2_mount()
+    for depth in range(len(parents), 0, -1):
+        path = os.path.join(root, *parents[:depth])
+        if not os.path.isdir(path):
+            continue
+        children = [entry for entry in os.scandir(path) if entry.is_dir()]
+        if children or _populated({"mode": group["mode"], "path": path}):
+            return
+        _run(["systemctl", "stop", parents[depth - 1]])
 
 
 def existing(name, mode="auto", table="labsalt_vbox_egress", classid="0x00100001"):
@@ -459,13 +521,11 @@ def remove(name, mode="auto", table="labsalt_vbox_egress", classid="0x00100001")
     """
     group = cgroup(name, mode)
     found = existing(name, mode, table, classid)
-    if "cgroup" in found:
-        with open(group["procs_file"], encoding="ascii") as handle:
-            if handle.read().strip():
-                raise CommandExecutionError(
-                    f"cgroup {group['path']} still has processes (a VM running?); "
-                    "stop them before removing the filter"
-                )
+    if "cgroup" in found and _populated(group):
+        raise CommandExecutionError(
+            f"cgroup {group['path']} still has processes (a VM running?); "
+            "stop them before removing the filter"
+        )
     chain = table.upper()
     for family in (4, 6):
         tool = _iptables(family)
@@ -478,8 +538,11 @@ def remove(name, mode="auto", table="labsalt_vbox_egress", classid="0x00100001")
         _run(["nft", "delete", "table", "inet", table])
     if "cgroup" in found:
         if group["mode"] == "systemd":
-            _run(["systemctl", "stop", f"{name}.slice"], check=False)
-        if os.path.isdir(group["path"]):
+            _run(["systemctl", "stop", f"{name}.slice"])
+            if os.path.isdir(group["path"]):
+                raise CommandExecutionError(f"systemd left {group['path']} after stopping it")
+            _stop_empty_parents(name, group)
+        elif os.path.isdir(group["path"]):
             os.rmdir(group["path"])
     return {what: f"removed {desc}" for what, desc in found.items()}
 
