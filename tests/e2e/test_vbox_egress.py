@@ -10,7 +10,9 @@ host's own network namespace); the pillar allows only the first.
 
 Both cgroup layouts systemd boots with: ``unified`` (cgroup2 at /sys/fs/cgroup,
 every current distribution) and ``hybrid`` (cgroup2 at /sys/fs/cgroup/unified;
-what systemd-nspawn gives a container on this machine by default).
+what systemd-nspawn gives a container on this machine by default).  On the
+hybrid host only what depends on the layout runs (apply, the connections,
+re-apply, clean), to keep the module near 90 s.
 """
 
 import json
@@ -109,7 +111,13 @@ def _slice(host):
     return props["ActiveState"], props["ControlGroup"]
 
 
-def test_test_mode_predicts_and_changes_nothing(host):
+def unified_only(layout):
+    if layout[0] != "unified":
+        pytest.skip("does not depend on the layout: checked on the unified host")
+
+
+def test_test_mode_predicts_and_changes_nothing(host, layout):
+    unified_only(layout)
     predicted = assert_ok(host.apply("vbox_egress", pillar=PILLAR, test=True))
     assert any("vbox-egress-filter" in key for key in changed(predicted))
     assert any("vbox-egress-wrapper" in key for key in changed(predicted))
@@ -139,17 +147,19 @@ def test_wrapped_process_reaches_only_the_allowed_server(host, layout):
     assert _connect(host, OTHER, wrapped=False)[1] == "reached"
 
 
-def test_reapply_and_test_mode_change_nothing(host):
+def test_reapply_and_test_mode_change_nothing(host, layout):
     before = _table(host)
     assert_no_changes(host.apply("vbox_egress", pillar=PILLAR))
-    assert_no_changes(host.apply("vbox_egress", pillar=PILLAR, test=True))
+    if layout[0] == "unified":
+        assert_no_changes(host.apply("vbox_egress", pillar=PILLAR, test=True))
     assert _table(host) == before
     assert before.count("socket cgroupv2") == 1
     assert _slice(host)[0] == "active"
 
 
-def test_clean_refused_while_a_vm_runs_in_the_slice(host):
+def test_clean_refused_while_a_vm_runs_in_the_slice(host, layout):
     """A process in a scope below the slice counts (the slice's own cgroup.procs is empty)."""
+    unified_only(layout)
     host.run("systemd-run", "--unit=vbox-egress-test-vm", WRAPPER, "sleep", "120")
     _wait(host, f"systemd-cgls --no-pager -u {SLICE} | grep -q 'sleep 120'")
     refused = failed(host.apply("vbox_egress.clean", pillar=PILLAR))
@@ -158,7 +168,7 @@ def test_clean_refused_while_a_vm_runs_in_the_slice(host):
     host.run("systemctl", "stop", "vbox-egress-test-vm")
 
 
-def test_clean_removes_rules_and_slice(host):
+def test_clean_removes_rules_and_slice(host, layout):
     ret = assert_ok(host.apply("vbox_egress.clean", pillar=PILLAR))
     assert changed(ret), json.dumps(ret)
     assert _table(host) is None
@@ -166,4 +176,5 @@ def test_clean_removes_rules_and_slice(host):
     assert not host.path("/sys/fs/cgroup/unified/labsalt.slice").exists()
     assert not host.path("/sys/fs/cgroup/labsalt.slice").exists()
     assert not host.path(WRAPPER).exists()
-    assert_no_changes(host.apply("vbox_egress.clean", pillar=PILLAR))
+    if layout[0] == "unified":
+        assert_no_changes(host.apply("vbox_egress.clean", pillar=PILLAR))
