@@ -257,3 +257,13 @@ def test_ipv6_and_udp_destinations_are_valid_rules():
         netns.sh("unshare", "--net", tool, "--test", input=rules)
     with pytest.raises(Exception, match="ports need protocol tcp or udp"):
         render.destinations([{"address": "192.0.2.1", "protocol": "any", "ports": [1]}])
+
+
+def test_systemd_slice_nesting_and_bad_slice_names():
+    """systemd nests slices by dashes; names it cannot take are refused up front."""
+    render = _render_module()
+    assert render.slice_units("labsalt-vbox") == ["labsalt.slice", "labsalt-vbox.slice"]
+    assert render.slice_units("vbox") == ["vbox.slice"]
+    for bad in ("-vbox", "vbox-", "lab--vbox"):
+        with pytest.raises(Exception, match="not a valid systemd slice name"):
+            render.slice_units(bad)
