@@ -492,8 +492,9 @@ def binding_domain(numa_nodes, l3_groups, ompi_major=None, singleton_patched=Fal
     groups, else ``core``.  OpenMPI 4 (``ompi_major`` below 5) cannot bind a
     singleton to NUMA under hwloc 2 unless the singleton patch is applied, so
     there ``numa`` becomes ``l3cache`` (the lab notebook's 2022 advice), or
-    ``socket`` without L3 information.  This is the one chooser: the openmpi
-    formula and ``labsalt topology`` both use it.
+    ``socket`` without L3 information; with the patch enabled it is ``numa``.
+    This is the one chooser: the openmpi formula and ``labsalt topology`` both
+    use it.
 
     CLI Example:
 
@@ -501,8 +502,11 @@ def binding_domain(numa_nodes, l3_groups, ompi_major=None, singleton_patched=Fal
 
         salt-call topology.binding_domain 2 4 ompi_major=4
     """
+    if singleton_patched:
+        # The patch exists to bind singletons to NUMA: enabling it asks for that.
+        return "numa", "the singleton bind-to-NUMA patch is enabled"
     if numa_nodes > 1:
-        if ompi_major is not None and ompi_major < 5 and not singleton_patched:
+        if ompi_major is not None and ompi_major < 5:
             if l3_groups:
                 return "l3cache", (
                     "OpenMPI 4 singletons cannot bind to NUMA under hwloc 2 without the patch; "

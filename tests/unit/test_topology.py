@@ -364,6 +364,7 @@ def test_no_grains_without_sysfs(tmp_path):
         (1, 2, 4, False, "l3cache"),  # one node, several L3 groups (CCXes)
         (1, 1, 4, False, "core"),
         (1, 0, None, False, "core"),  # a VM without cache information
+        (1, 1, 4, True, "numa"),  # the patch is enabled to bind to NUMA: it asks for numa
     ],
 )
 def test_binding_domain_is_the_one_mpi_chooser(numa, l3, ompi_major, patched, domain):
