@@ -337,6 +337,14 @@ def test_choosing_an_entry_fetches_wimboot_and_the_installer_files(net, vm):
         wanted_last,
     ]
 
+    # iPXE ran the wimboot stand-in as PXE code at 0:7C00: "MZ" (dec bp; pop dx),
+    # cli at 7C02, halted on the hlt at 7C03 (so EIP is 7C04) in real mode.
+    def halted_in_stub():
+        regs = vm.cmd("human-monitor-command", **{"command-line": "info registers"})
+        return "HLT=1" in regs and "EIP=00007c04 " in regs and "CS =0000 00000000 " in regs
+
+    wait_for(halted_in_stub, 30, "the BIOS VM to halt in the wimboot stand-in")
+
 
 def smbclient(ns, *args, env=None):
     return subprocess.run(
