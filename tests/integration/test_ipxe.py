@@ -8,6 +8,8 @@ The ipxe formula's output served by the real daemons, in a network namespace:
 - QEMU (its iPXE NIC ROM) on a tap link in the namespace: the proxy points it
   at the menu, the screen shows the pillar's entries, a key press boots one and
   the TFTP log shows every file iPXE fetched;
+- QEMU with UEFI firmware (Debian's OVMF) PXE-booting through the same proxy:
+  the firmware fetches ipxe.efi, iPXE the menu, a key press boots an entry;
 - smbd with the formula's smb.conf: smbclient reads as guest, writes fail.
 
 The formula is applied with Salt's loaders into a temp root (the functional
@@ -16,11 +18,13 @@ fixtures); nothing touches this machine's /srv/tftp, /etc/samba or dnsmasq.
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -41,8 +45,15 @@ pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in TOOLS) or not os.path.exists("/dev/net/tun"),
     reason="needs scripts/apt/ipxe.txt installed and /dev/net/tun",
 )
-TAP = "ipxetap0"
+# Inside the test namespace: a bridge holding the servers' address and one tap per VM.
+BRIDGE = "ipxebr0"
+TAP = "ipxetap0"  # the BIOS VM
+UEFI_TAP = "ipxetap1"  # the UEFI VM
+UEFI_MAC = "52:54:00:1a:b5:e1"
+OVMF = Path("/usr/share/OVMF")  # Debian's ovmf: OVMF_CODE.fd has no Secure Boot
 DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "ipxe-menu.png"
+DOCS_SHOT_UEFI = DOCS_SHOT.with_name("ipxe-menu-uefi.png")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def wait_for(check, timeout, what):
@@ -96,13 +107,16 @@ class SyslogCapture:
             except BlockingIOError:
                 return self.lines
 
-    def requested(self):
-        """File names of the TFTP read requests logged so far, in order."""
-        return [
-            line.split(" filename ", 1)[1].strip()
-            for line in self.read()
-            if "RRQ from" in line and " filename " in line
-        ]
+    def requested(self, clients=None):
+        """File names of the TFTP read requests logged so far, in order; only
+        those from the addresses in ``clients`` when given."""
+        names = []
+        for line in self.read():
+            if "RRQ from " in line and " filename " in line:
+                client = line.split("RRQ from ", 1)[1].split()[0]
+                if clients is None or client in clients:
+                    names.append(line.split(" filename ", 1)[1].strip())
+        return names
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +124,14 @@ def net(applied, tmp_path_factory):
     """The namespace with tftpd, smbd and both dnsmasq instances running."""
     work = tmp_path_factory.mktemp("ipxe-net")
     with netns.namespace("ipxe") as ns:
-        # QEMU's link: a tap inside the namespace; 198.19.254.0/24 exists only there
-        # (the namespace has no other route and does not forward).
-        ns.run("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
-        ns.run("ip", "addr", "add", f"{ipxe_tree.TAP_SERVER}/24", "dev", TAP)
-        ns.run("ip", "link", "set", TAP, "up")
+        # The VMs' link: taps on a bridge inside the namespace; 198.19.254.0/24
+        # exists only there (the namespace has no other route and does not forward).
+        ns.run("ip", "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0")
+        ns.run("ip", "addr", "add", f"{ipxe_tree.TAP_SERVER}/24", "dev", BRIDGE)
+        ns.run("ip", "link", "set", BRIDGE, "up")
+        for tap in (TAP, UEFI_TAP):
+            ns.run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+            ns.run("ip", "link", "set", tap, "master", BRIDGE, "up")
         log = SyslogCapture(work / "log.sock")
         # in.tftpd logs only to syslog: give it a private /dev with /dev/log ours.
         tftpd = f"""set -e
@@ -158,7 +175,7 @@ exec in.tftpd --listen --foreground -v -v --user "$TFTP_USERNAME" --address 0.0.
                 "--keep-in-foreground",
                 "--conf-file=/dev/null",
                 "--port=0",
-                f"--interface={TAP}",
+                f"--interface={BRIDGE}",
                 "--bind-interfaces",
                 "--dhcp-range=198.19.254.50,198.19.254.99,1h",
                 f"--dhcp-leasefile={work}/site.leases",
@@ -320,6 +337,14 @@ def test_choosing_an_entry_fetches_wimboot_and_the_installer_files(net, vm):
         wanted_last,
     ]
 
+    # iPXE ran the wimboot stand-in as PXE code at 0:7C00: "MZ" (dec bp; pop dx),
+    # cli at 7C02, halted on the hlt at 7C03 (so EIP is 7C04) in real mode.
+    def halted_in_stub():
+        regs = vm.cmd("human-monitor-command", **{"command-line": "info registers"})
+        return "HLT=1" in regs and "EIP=00007c04 " in regs and "CS =0000 00000000 " in regs
+
+    wait_for(halted_in_stub, 30, "the BIOS VM to halt in the wimboot stand-in")
+
 
 def smbclient(ns, *args, env=None):
     return subprocess.run(
@@ -360,3 +385,140 @@ def test_smb_share_refuses_writes(net, applied):
     installers = applied / "srv/tftp/installers"
     assert not (installers / "evil.txt").exists() and not (installers / "evil").exists()
     assert (installers / "Win10_22H2_German_x64/setup.exe").exists()
+
+
+# --------------------------------------------------------------------------- UEFI
+
+
+def addresses_of(mac, leases):
+    """Addresses the site DHCP server leased to ``mac`` (the firmware and iPXE may differ)."""
+    if not leases.exists():
+        return set()
+    return {f[2] for f in (line.split() for line in leases.read_text().splitlines()) if f[1] == mac}
+
+
+@pytest.fixture(scope="module")
+def uefi_vm(net):
+    """A UEFI VM: OVMF (no Secure Boot) PXE-boots from virtio-net with its own
+    network stack (no NIC option ROM), so the firmware, not a ROM iPXE, talks to
+    the proxy DHCP and fetches ipxe.efi."""
+    ns, _, work, _ = net
+    code, nvram = work / "OVMF_CODE.fd", work / "OVMF_VARS.fd"
+    shutil.copy(OVMF / "OVMF_CODE.fd", code)
+    shutil.copy(OVMF / "OVMF_VARS.fd", nvram)
+    qmp_path = work / "qmp-uefi.sock"
+    ns.popen(
+        [
+            "qemu-system-x86_64",
+            "-machine",
+            "q35,accel=tcg",
+            "-m",
+            "256",
+            "-display",
+            "none",
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={nvram}",
+            "-netdev",
+            f"tap,id=n1,ifname={UEFI_TAP},script=no,downscript=no",
+            "-device",
+            f"virtio-net-pci,netdev=n1,mac={UEFI_MAC},romfile=,bootindex=1",
+            # OVMF's console goes to the screen and the serial port: iPXE's too.
+            "-serial",
+            f"file:{work / 'uefi-serial.log'}",
+            "-qmp",
+            f"unix:{qmp_path},server=on,wait=off",
+        ],
+        stdout=open(work / "qemu-uefi.log", "w"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    wait_for(qmp_path.exists, 10, "QEMU's QMP socket")
+    return QMP(qmp_path)
+
+
+def serial_text(path):
+    """The VM's serial output with ANSI escape sequences removed."""
+    raw = path.read_bytes().decode(errors="replace") if path.exists() else ""
+    return ANSI.sub("", raw)
+
+
+def test_uefi_client_gets_ipxe_efi_then_the_menu(net, uefi_vm):
+    _, log, work, proxy_log = net
+    leases, serial = work / "site.leases", work / "uefi-serial.log"
+
+    def uefi_requests():
+        return log.requested(clients=addresses_of(UEFI_MAC, leases))
+
+    text = []
+
+    def menu_drawn():
+        text[:] = [serial_text(serial)]
+        return "[x] Exit and boot the next device" in text[0]
+
+    try:
+        wait_for(menu_drawn, 150, "the iPXE menu on the UEFI VM's console")
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}; TFTP: {uefi_requests()}; serial:\n{text[0][-2000:]}"
+        ) from None
+    # The firmware fetched ipxe.efi (OVMF asks for its size first, then the file),
+    # never the BIOS binary, and iPXE then fetched the menu.
+    requests = uefi_requests()
+    assert "menu.ipxe" in requests, requests
+    before_menu = requests[: requests.index("menu.ipxe")]
+    assert before_menu and set(before_menu) == {"ipxe.efi"}, requests
+    # The proxy answered the firmware (client arch 7, EFI x86-64) with ipxe.efi and
+    # iPXE (user class iPXE) with the menu.
+    proxy = proxy_log.read_text()
+    assert "vendor class: PXEClient:Arch:00007:UNDI:003000" in proxy
+    assert "bootfile name: ipxe.efi" in proxy
+    # iPXE's EFI build printed the menu through the firmware's console.
+    assert "Features:" in text[0] and " EFI " in text[0]
+    assert "Lab network installers" in text[0]
+    assert "[w] Windows 10 22H2 (x64, de-DE)" in text[0]
+    assert "[e] Windows 11 24H2 (x64, en-US)" in text[0]
+    assert "[s] iPXE shell" in text[0]
+    # The same menu on OVMF's graphics screen (not VGA text mode): a PPM with
+    # iPXE's menu colours, most pixels the blue background.
+    shot = work / "uefi-menu.ppm"
+    uefi_vm.cmd("screendump", filename=str(shot))
+    magic, size, depth, pixels = shot.read_bytes().split(b"\n", 3)
+    assert magic == b"P6" and depth == b"255"
+    colours = Counter(pixels[i : i + 3] for i in range(0, len(pixels), 3))
+    (r, g, b), share = colours.most_common(1)[0]
+    assert b > 2 * max(r, g) and share > len(pixels) // 6, colours.most_common(3)
+    assert len(colours) >= 4, colours
+    if os.environ.get("LABSALT_IPXE_SCREENSHOT"):
+        uefi_vm.cmd("screendump", filename=str(DOCS_SHOT_UEFI), format="png")
+
+
+def test_uefi_choosing_an_entry_fetches_its_files_and_starts_wimboot(net, uefi_vm):
+    _, log, work, _ = net
+    clients = addresses_of(UEFI_MAC, work / "site.leases")
+    seen = len(log.requested(clients=clients))
+    uefi_vm.cmd("send-key", keys=[{"type": "qcode", "data": "e"}])
+    wanted_last = "ipxe/win11en/install.cmd"
+    fetched = wait_for(
+        lambda: (r := log.requested(clients=clients)[seen:]) and wanted_last in r and r,
+        60,
+        "UEFI iPXE to fetch the files of the win11en entry",
+    )
+    # cpuid --ext 29 passed under ipxe.efi, and every initrd was loaded.
+    d = "installers/Win11_24H2_English_x64"
+    assert fetched == [
+        "wimboot",
+        f"{d}/Boot/BCD",
+        f"{d}/Boot/boot.sdi",
+        f"{d}/sources/boot.wim",
+        "ipxe/winpeshl.ini",
+        wanted_last,
+    ]
+
+    # iPXE started the wimboot stand-in through the firmware's LoadImage and
+    # StartImage: the CPU halts in 64-bit mode on its hlt (.text+1, so RIP ends in 002).
+    def halted_in_stub():
+        regs = uefi_vm.cmd("human-monitor-command", **{"command-line": "info registers"})
+        return "HLT=1" in regs and re.search(r"RIP=[0-9a-f]{13}002 ", regs) and "CS64" in regs
+
+    wait_for(halted_in_stub, 30, "the UEFI VM to halt in the wimboot stand-in")

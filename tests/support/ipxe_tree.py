@@ -4,21 +4,87 @@ over HTTP on loopback, and the pillar that points the formula into a temp root.
 
 The installer trees hold the files a Windows DVD has, with a real (tiny) WIM
 image made by wimtools' wimcapture; the other files are small stand-ins with
-the right names.  "wimboot" is four bytes of x86 real-mode code (cli; hlt;
-jmp $-1): iPXE accepts it as a PXE image, loads every initrd after it, and the
-VM halts when the entry boots, which is all a test without Windows media needs.
+the right names.  "wimboot" is a stand-in that, like the real wimboot, runs
+under both firmwares (see ``wimboot_stub``): the VM halts when an entry boots,
+after iPXE has loaded every initrd, which is all a test without Windows media
+needs.
 """
 
 import contextlib
 import functools
 import hashlib
 import http.server
+import struct
 import subprocess
 import threading
 from pathlib import Path
 
 WIM_MAGIC = b"MSWIM\0\0\0"
-WIMBOOT_STUB = b"\xfa\xf4\xeb\xfd"
+HALT = b"\xfa\xf4\xeb\xfd"  # cli; hlt; jmp back to hlt (the same in 16- and 64-bit mode)
+
+
+def wimboot_stub():
+    """
+    A 1 KiB file that halts the CPU under BIOS and under UEFI: a PE32+ EFI
+    application (x86-64, one .text section holding HALT at its entry point) whose
+    DOS header starts "MZ" (dec bp; pop dx in real mode) followed by HALT, so
+    that BIOS iPXE, which runs an unrecognised image as PXE code at 0:7C00, halts
+    too.  UEFI iPXE loads it with the firmware's LoadImage, which needs a valid
+    PE image; relocations are not needed (the code is position independent).
+    """
+    pe_offset, text_rva, file_align = 0x40, 0x1000, 0x200
+    dos = (b"MZ" + HALT).ljust(0x3C, b"\0") + struct.pack("<I", pe_offset)
+    coff = struct.pack("<HHIIIHH", 0x8664, 1, 0, 0, 0, 0xF0, 0x0022)
+    optional = struct.pack(
+        "<HBBIIIIIQIIHHHHHHIIIIHHQQQQII",
+        0x20B,  # PE32+
+        0,
+        0,
+        file_align,  # SizeOfCode
+        0,
+        0,
+        text_rva,  # AddressOfEntryPoint
+        text_rva,  # BaseOfCode
+        0,  # ImageBase
+        0x1000,  # SectionAlignment
+        file_align,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        2 * 0x1000,  # SizeOfImage: headers + .text
+        file_align,  # SizeOfHeaders
+        0,
+        10,  # Subsystem: EFI application
+        0,
+        0x10000,
+        0x1000,
+        0x10000,
+        0x1000,
+        0,
+        16,  # NumberOfRvaAndSizes (all empty)
+    ) + bytes(16 * 8)
+    section = struct.pack(
+        "<8sIIIIIIHHI",
+        b".text",
+        len(HALT),
+        text_rva,
+        file_align,
+        file_align,
+        0,
+        0,
+        0,
+        0,
+        0x60000020,  # code, execute, read
+    )
+    headers = dos + b"PE\0\0" + coff + optional + section
+    return headers.ljust(file_align, b"\0") + HALT.ljust(file_align, b"\0")
+
+
+WIMBOOT_STUB = wimboot_stub()
 # Inside the test namespace only: the tap link between QEMU and the servers
 # (RFC 2544 test range, like tests/support/netns.py, above its allocations).
 TAP_SERVER = "198.19.254.1"
