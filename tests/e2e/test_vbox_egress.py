@@ -111,13 +111,7 @@ def _slice(host):
     return props["ActiveState"], props["ControlGroup"]
 
 
-def unified_only(layout):
-    if layout[0] != "unified":
-        pytest.skip("does not depend on the layout: checked on the unified host")
-
-
 def test_test_mode_predicts_and_changes_nothing(host, layout):
-    unified_only(layout)
     predicted = assert_ok(host.apply("vbox_egress", pillar=PILLAR, test=True))
     assert any("vbox-egress-filter" in key for key in changed(predicted))
     assert any("vbox-egress-wrapper" in key for key in changed(predicted))
@@ -150,8 +144,7 @@ def test_wrapped_process_reaches_only_the_allowed_server(host, layout):
 def test_reapply_and_test_mode_change_nothing(host, layout):
     before = _table(host)
     assert_no_changes(host.apply("vbox_egress", pillar=PILLAR))
-    if layout[0] == "unified":
-        assert_no_changes(host.apply("vbox_egress", pillar=PILLAR, test=True))
+    assert_no_changes(host.apply("vbox_egress", pillar=PILLAR, test=True))
     assert _table(host) == before
     assert before.count("socket cgroupv2") == 1
     assert _slice(host)[0] == "active"
@@ -159,7 +152,6 @@ def test_reapply_and_test_mode_change_nothing(host, layout):
 
 def test_clean_refused_while_a_vm_runs_in_the_slice(host, layout):
     """A process in a scope below the slice counts (the slice's own cgroup.procs is empty)."""
-    unified_only(layout)
     host.run("systemd-run", "--unit=vbox-egress-test-vm", WRAPPER, "sleep", "120")
     _wait(host, f"systemd-cgls --no-pager -u {SLICE} | grep -q 'sleep 120'")
     refused = failed(host.apply("vbox_egress.clean", pillar=PILLAR))
@@ -176,5 +168,4 @@ def test_clean_removes_rules_and_slice(host, layout):
     assert not host.path("/sys/fs/cgroup/unified/labsalt.slice").exists()
     assert not host.path("/sys/fs/cgroup/labsalt.slice").exists()
     assert not host.path(WRAPPER).exists()
-    if layout[0] == "unified":
-        assert_no_changes(host.apply("vbox_egress.clean", pillar=PILLAR))
+    assert_no_changes(host.apply("vbox_egress.clean", pillar=PILLAR))
