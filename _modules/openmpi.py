@@ -23,7 +23,6 @@ __virtualname__ = "openmpi"
 POLICIES = ("auto", "numa", "l3cache", "socket", "core", "none")
 # OpenMPI 5 (PRRTE) calls a socket a package.
 PRTE_NAMES = {"socket": "package"}
-INTEL_DOMAINS = {"numa": "numa", "l3cache": "cache3", "socket": "socket", "core": "core"}
 
 
 def __virtual__():
@@ -152,7 +151,7 @@ def settings(params):
             )
     intel = (params.get("intel_mpi") or {}).get("pin_domain")
     if intel == "auto":
-        intel = INTEL_DOMAINS.get(policy)
+        intel = __salt__["topology.intel_pin_domain"](policy)
     if intel:
         env["I_MPI_PIN_DOMAIN"] = intel
     env.update(params.get("openmp") or {})

@@ -522,6 +522,20 @@ def binding_domain(numa_nodes, l3_groups, ompi_major=None, singleton_patched=Fal
 INTEL_DOMAINS = {"numa": "numa", "l3cache": "cache3", "socket": "socket", "core": "core"}
 
 
+def intel_pin_domain(domain):
+    """
+    Intel MPI's ``I_MPI_PIN_DOMAIN`` for an OpenMPI binding ``domain``
+    (``l3cache`` is ``cache3`` there), or None for a domain it has no name for.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call topology.intel_pin_domain l3cache
+    """
+    return INTEL_DOMAINS.get(domain)
+
+
 def mpi_binding_policy(topo=None, root="/", ompi_major=None, singleton_patched=False):
     """
     :py:func:`binding_domain` for this machine (or the snapshot at ``root``),
