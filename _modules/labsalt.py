@@ -17,6 +17,7 @@ the formulas from the master's file_roots instead of making an SSH round trip.
 import copy
 import ipaddress
 import logging
+import math
 import os
 import re
 
@@ -169,9 +170,23 @@ _TYPES = {
     "dict": (dict,),
 }
 
+# Limits that hold unless a schema node sets its own ``max``: a pillar value is
+# written by a person, so a megabyte string or a list of a million items is a
+# mistake (or an attack), never a setting.
+DEFAULT_MAX_STR = 4096
+DEFAULT_MAX_ITEMS = 1000
+INT_LIMIT = 2**63 - 1
+
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?"
 )
+# Package, service, unit, user, group and interface names: what reaches an argv
+# or a config line as one word.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+:@-]{0,254}")
+_URL = re.compile(r"(https?|ftp|tftp)://[^\s/\"'`$;\\<>|{}]+(/[^\s\"'`$;\\<>|{}]*)?")
+# C0 controls and DEL; a one-line value holds none of them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _kind(value):
@@ -183,33 +198,71 @@ def _kind(value):
     return type(value).__name__
 
 
+def _show(value, secret=False):
+    """A value as it appears in an error line: quoted, short, never a secret."""
+    if secret:
+        return "(secret value)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:50] + f"...' ({len(value)} characters)"
+
+
+def _abspath(value):
+    parts = value.split("/")
+    if not value.startswith("/") or ".." in parts or "." in parts:
+        raise ValueError
+    return value
+
+
+def _filename(value):
+    if not value or "/" in value or value in (".", ".."):
+        raise ValueError
+    return value
+
+
+def _iprange(value):
+    """coturn's peer ranges: one address or ``first-last`` of the same family."""
+    first, _, last = value.partition("-")
+    low = ipaddress.ip_address(first)
+    high = ipaddress.ip_address(last) if last else low
+    if low.version != high.version or low > high:
+        raise ValueError
+    return value
+
+
+_FORMATS = {
+    "ipv4": (ipaddress.IPv4Address, "an IPv4 address"),
+    "ipv6": (ipaddress.IPv6Address, "an IPv6 address"),
+    "ip": (ipaddress.ip_address, "an IP address"),
+    "cidr": (lambda v: ipaddress.ip_network(v, strict=False), "a network in CIDR notation"),
+    "iprange": (_iprange, "an IP address or a range first-last"),
+    "hostname": (lambda v: _HOSTNAME.fullmatch(v) or _fail(), "a host or domain name"),
+    "abspath": (_abspath, "an absolute path without '.' or '..' components"),
+    "device": (
+        lambda v: (_abspath(v).startswith("/dev/") and v) or _fail(),
+        "a device path under /dev/",
+    ),
+    "filename": (_filename, "a file name (no '/', not '.' or '..')"),
+    "identifier": (
+        lambda v: _IDENTIFIER.fullmatch(v) or _fail(),
+        "a name of letters, digits and _.+:@- (package, service, user or unit name)",
+    ),
+    "sha256": (
+        lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) or _fail(),
+        "a sha256 hex digest (64 hex digits)",
+    ),
+    "url": (lambda v: _URL.fullmatch(v) or _fail(), "a URL (http, https, ftp or tftp)"),
+}
+
+
 def _check_format(fmt, value):
     """Return None when ``value`` matches the named format, else what it should be."""
-    checks = {
-        "ipv4": ipaddress.IPv4Address,
-        "ipv6": ipaddress.IPv6Address,
-        "ip": ipaddress.ip_address,
-        "cidr": lambda v: ipaddress.ip_network(v, strict=False),
-        "hostname": lambda v: _HOSTNAME.fullmatch(v) or _fail(),
-        "abspath": lambda v: v.startswith("/") or _fail(),
-        "sha256": lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) or _fail(),
-        "url": lambda v: re.fullmatch(r"(https?|ftp|tftp)://[^\s/]+(/\S*)?", v) or _fail(),
-    }
-    if fmt not in checks:
+    if fmt not in _FORMATS:
         return f"an unknown format '{fmt}' in the schema"
+    check, wanted = _FORMATS[fmt]
     try:
-        checks[fmt](value)
+        check(value)
     except ValueError:
-        return {
-            "ipv4": "an IPv4 address",
-            "ipv6": "an IPv6 address",
-            "ip": "an IP address",
-            "cidr": "a network in CIDR notation",
-            "hostname": "a host or domain name",
-            "abspath": "an absolute path",
-            "sha256": "a sha256 hex digest (64 hex digits)",
-            "url": "a URL",
-        }[fmt]
+        return wanted
     return None
 
 
@@ -225,10 +278,18 @@ def check_schema(data, schema, path=""):
     A schema node is a mapping with ``type`` (str, int, number, bool, list, dict,
     any) and optionally: ``one_of`` (allowed values), ``min``/``max`` (numbers, or
     lengths of str/list), ``pattern`` (regular expression the whole string must
-    match), ``format`` (ipv4, ipv6, ip, cidr, hostname, abspath, sha256, url),
-    ``nullable``; for dicts ``keys`` (schema per known key, each may carry
-    ``required: true``) and ``values`` (schema for any other key; without it,
-    unknown keys are errors); for lists ``items``.
+    match), ``format`` (ipv4, ipv6, ip, cidr, iprange, hostname, abspath, device,
+    filename, identifier, sha256, url), ``multiline`` (a str may hold newlines and
+    tabs), ``secret`` (never shown in an error), ``nullable``; for dicts ``keys``
+    (schema per known key, each may carry ``required: true``), ``values`` (schema
+    for any other key; without it, unknown keys are errors) and ``ordered`` (pairs
+    of keys whose values must not decrease: ``[[min_port, max_port]]``); for lists
+    ``items``.
+
+    Rules that hold for every node: a str holds no control character (no newline
+    unless ``multiline``) and is at most 4096 characters, a list at most 1000
+    items, unless ``max`` says otherwise; numbers are finite and ints fit in 64
+    bits.
 
     CLI Example:
 
@@ -242,8 +303,9 @@ def check_schema(data, schema, path=""):
     return errors
 
 
-def _check_node(value, schema, path, errors):
+def _check_node(value, schema, path, errors):  # noqa: PLR0912 (one branch per rule)
     where = path or "(top)"
+    secret = schema.get("secret", False)
     if value is None:
         if not schema.get("nullable", False) and schema.get("type", "any") != "any":
             errors.append(f"{where}: must be {schema['type']}, not null")
@@ -253,11 +315,30 @@ def _check_node(value, schema, path, errors):
         types = _TYPES[expected]
         wrong_bool = isinstance(value, bool) and expected != "bool"
         if not isinstance(value, types) or wrong_bool:
-            errors.append(f"{where}: must be {expected}, not {_kind(value)} {value!r}")
+            shown = "" if secret else " " + _show(value)
+            errors.append(f"{where}: must be {expected}, not {_kind(value)}{shown}")
             return
+    if isinstance(value, float) and not math.isfinite(value):
+        errors.append(f"{where}: {value!r} is not a finite number")
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+        errors.append(f"{where}: {_show(value)} is out of range")
+        return
+    if isinstance(value, str):
+        control = _CONTROL_MULTILINE if schema.get("multiline") else _CONTROL
+        if control.search(value):
+            what = "newline or control character" if "\n" in value else "control character"
+            errors.append(f"{where}: {_show(value, secret)} holds a {what}")
+            return
+        if "max" not in schema and len(value) > DEFAULT_MAX_STR:
+            errors.append(f"{where}: length {len(value)} is above the maximum {DEFAULT_MAX_STR}")
+            return
+    if isinstance(value, list) and "max" not in schema and len(value) > DEFAULT_MAX_ITEMS:
+        errors.append(f"{where}: {len(value)} items is above the maximum {DEFAULT_MAX_ITEMS}")
+        return
     if "one_of" in schema and value not in schema["one_of"]:
         allowed = ", ".join(str(option) for option in schema["one_of"])
-        errors.append(f"{where}: {value!r} is not one of {allowed}")
+        errors.append(f"{where}: {_show(value, secret)} is not one of {allowed}")
         return
     measure = len(value) if isinstance(value, (str, list, dict)) else value
     what = "length" if isinstance(value, (str, list, dict)) else "value"
@@ -268,28 +349,67 @@ def _check_node(value, schema, path, errors):
             errors.append(f"{where}: {what} {measure} is above the maximum {schema['max']}")
     if isinstance(value, str):
         if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
-            errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
+            shown = _show(value, secret)
+            errors.append(f"{where}: {shown} does not match {schema['pattern']}")
         if "format" in schema:
             wanted = _check_format(schema["format"], value)
             if wanted:
-                errors.append(f"{where}: {value!r} is not {wanted}")
+                errors.append(f"{where}: {_show(value, secret)} is not {wanted}")
     if isinstance(value, dict):
-        known = schema.get("keys", {})
-        for key, spec in known.items():
-            if spec.get("required") and key not in value:
-                errors.append(f"{_join(path, key)}: is required")
-        for key, item in value.items():
-            if key in known:
-                _check_node(item, known[key], _join(path, key), errors)
-            elif "values" in schema:
-                _check_node(item, schema["values"], _join(path, key), errors)
-            elif expected == "dict" and known:
-                errors.append(
-                    f"{_join(path, key)}: unknown key (known: {', '.join(sorted(known))})"
-                )
+        _check_dict(value, schema, path, errors)
     if isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
             _check_node(item, schema["items"], _join(path, index), errors)
+
+
+def _check_dict(value, schema, path, errors):
+    known = schema.get("keys", {})
+    for key, spec in known.items():
+        if spec.get("required") and key not in value:
+            errors.append(f"{_join(path, key)}: is required")
+    before = len(errors)
+    for key, item in value.items():
+        if key in known:
+            _check_node(item, known[key], _join(path, key), errors)
+        elif "values" in schema:
+            _check_node(item, schema["values"], _join(path, key), errors)
+        elif schema.get("type") == "dict" and known:
+            errors.append(f"{_join(path, key)}: unknown key (known: {', '.join(sorted(known))})")
+    if len(errors) > before:
+        return  # cross-field rules only between values that are valid themselves
+    for low, high in schema.get("ordered", []):
+        if value.get(low) is not None and value.get(high) is not None:
+            if value[low] > value[high]:
+                errors.append(
+                    f"{_join(path, low)}: {value[low]!r} is above "
+                    f"{_join(path, high)} {value[high]!r}"
+                )
+
+
+def masked(data, schema, mask="***"):
+    """
+    Return a copy of ``data`` with every value whose schema node says
+    ``secret: true`` replaced by ``mask``: what ``labsalt mapdata`` prints.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call labsalt.masked '{secret: s3cr3t}' '{type: dict, keys: {secret: {secret: true}}}'
+    """
+    if not isinstance(schema, dict):
+        return copy.deepcopy(data)
+    if schema.get("secret") and data is not None:
+        return mask
+    if isinstance(data, dict):
+        known = schema.get("keys", {})
+        return {
+            key: masked(item, known.get(key, schema.get("values", {})), mask)
+            for key, item in data.items()
+        }
+    if isinstance(data, list):
+        return [masked(item, schema.get("items", {}), mask) for item in data]
+    return copy.deepcopy(data)
 
 
 def _join(path, key):
