@@ -156,7 +156,28 @@ def mapdata(formula, saltenv="base", validate=True):
         errors = check_schema(merged, schema, formula)
         if errors:
             raise SaltInvocationError("; ".join(errors))
+        _run_validator(formula, schema, merged)
     return merged
+
+
+def _run_validator(formula, schema, merged):
+    """
+    Checks a schema cannot express (a file's magic, names that must agree) live in
+    the formula's execution module; ``validator: <module>.<function>`` at the top
+    of schema.yaml names it.  It gets the merged parameters and raises
+    SaltInvocationError("<formula>:<key>: <problem>").  Under salt-ssh the master
+    side may not have that module; the CLI's pre-check and the states' own calls
+    still run it.
+    """
+    name = schema.get("validator")
+    if not name:
+        return
+    try:
+        function = __salt__[name]
+    except KeyError:
+        log.debug("validator %s of %s is not loaded here", name, formula)
+        return
+    function(merged)
 
 
 # --------------------------------------------------------------------------- schema
@@ -284,7 +305,8 @@ def check_schema(data, schema, path=""):
     (schema per known key, each may carry ``required: true``), ``values`` (schema
     for any other key; without it, unknown keys are errors) and ``ordered`` (pairs
     of keys whose values must not decrease: ``[[min_port, max_port]]``); for lists
-    ``items``.
+    ``items``.  At the top of a formula's schema, ``validator`` names a module
+    function for checks beyond these (see ``_run_validator``).
 
     Rules that hold for every node: a str holds no control character (no newline
     unless ``multiline``) and is at most 4096 characters, a list at most 1000
