@@ -23,9 +23,9 @@ ipxe-generated-{{ relpath }}:
     - show_changes: {{ not relpath.endswith(".cmd") }}
     - require:
       - file: ipxe-wimboot
-      - file: ipxe-binary-{{ mapdata.ipxe_binaries.bios }}
-      - file: ipxe-binary-{{ mapdata.ipxe_binaries.uefi }}
+      - ipxe: ipxe-binary-{{ mapdata.ipxe_binaries.bios }}
+      - ipxe: ipxe-binary-{{ mapdata.ipxe_binaries.uefi }}
 {%-   for installer in mapdata.installers if installer.iso is defined %}
-      - cmd: ipxe-extract-{{ installer.id }}
+      - ipxe: ipxe-extract-{{ installer.id }}
 {%-   endfor %}
 {%- endfor %}
