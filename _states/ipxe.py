@@ -143,8 +143,9 @@ def copied(name, source, mode="0644"):
                 {name: f"copied from {source}"},
                 f"would copy {source} (not there yet: its package is installed first)",
             )
-        return _ret(name, comment=f"{source} does not exist (is the ipxe package installed?)",
-                    result=False)
+        return _ret(
+            name, comment=f"{source} does not exist (is the ipxe package installed?)", result=False
+        )
     want = __salt__["file.get_hash"](source, "sha256")
     have = __salt__["file.get_hash"](name, "sha256") if os.path.isfile(name) else None
     if want == have and oct(os.stat(name).st_mode & 0o7777) == oct(int(str(mode), 8)):
@@ -235,8 +236,17 @@ def share_user(name, state_dir=None):
     done = __salt__["ipxe.recorded"]("created-users", state_dir)
     __salt__["ipxe.record"]("created-users", [*done, name], state_dir)
     proc = __salt__["cmd.run_all"](
-        ["useradd", "--system", "--shell", "/usr/sbin/nologin", "--home-dir", "/nonexistent",
-         "--no-create-home", "--", name],
+        [
+            "useradd",
+            "--system",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--home-dir",
+            "/nonexistent",
+            "--no-create-home",
+            "--",
+            name,
+        ],
         python_shell=False,
         ignore_retcode=True,
     )
@@ -282,6 +292,7 @@ def try_restart(name, reload=False):
         ["systemctl", verb, name], python_shell=False, ignore_retcode=True
     )
     if proc["retcode"] != 0:
-        return _ret(name, comment=f"systemctl {verb} {name}: {proc['stderr'].strip()}",
-                    result=False)
+        return _ret(
+            name, comment=f"systemctl {verb} {name}: {proc['stderr'].strip()}", result=False
+        )
     return _ret(name, {name: verb}, f"{verb} {name}")

@@ -336,3 +336,36 @@ def applied(name, device, restart=False):
 def mod_watch(name, device, **kwargs):
     """A change of the unit or of /etc/hdparm.conf runs the unit again."""
     return applied(name, device, restart=True)
+
+
+# --------------------------------------------------------------------------- small commands
+
+
+def tmpfiles_created(name):
+    """``systemd-tmpfiles --create <name>`` (for ``onchanges``; no shell)."""
+    if __opts__["test"]:
+        return _ret(name, {name: "created"}, f"would run systemd-tmpfiles --create {name}")
+    proc = __salt__["cmd.run_all"](
+        ["systemd-tmpfiles", "--create", name], python_shell=False, ignore_retcode=True
+    )
+    if proc["retcode"] != 0:
+        return _ret(
+            name,
+            comment=f"systemd-tmpfiles --create {name}: {proc['stderr'].strip()}",
+            result=False,
+        )
+    return _ret(name, {name: "created"}, f"systemd-tmpfiles --create {name}")
+
+
+def daemon_reloaded(name):
+    """``systemctl daemon-reload`` (for ``onchanges``; no shell)."""
+    if __opts__["test"]:
+        return _ret(name, {name: "reloaded"}, "would run systemctl daemon-reload")
+    proc = __salt__["cmd.run_all"](
+        ["systemctl", "daemon-reload"], python_shell=False, ignore_retcode=True
+    )
+    if proc["retcode"] != 0:
+        return _ret(
+            name, comment=f"systemctl daemon-reload: {proc['stderr'].strip()}", result=False
+        )
+    return _ret(name, {name: "reloaded"}, "systemctl daemon-reload")

@@ -74,7 +74,14 @@ def test_plan_resolves_the_disk(modules, loop):
             {"disks": [{"device": "/dev/disk/by-id/ata-NO_SUCH_DISK"}]},
             "disk /dev/disk/by-id/ata-NO_SUCH_DISK: /dev/disk/by-id/ata-NO_SUCH_DISK does not",
         ),
-        ({"disks": [{"device": "/etc/passwd"}]}, "/etc/passwd is not a block device"),
+        (
+            {"disks": [{"device": "/dev/null"}]},
+            "spindown:disks:0:device: disk /dev/null: /dev/null is not a block device",
+        ),
+        (
+            {"disks": [{"device": "/etc/passwd"}]},
+            "spindown:disks:0:device: '/etc/passwd' does not match",
+        ),
         (
             {"disks": [{"device": "LOOP", "spindown_time": 300}]},
             "spindown:disks:0:spindown_time: value 300 is above the maximum 255",
@@ -93,6 +100,7 @@ def test_plan_resolves_the_disk(modules, loop):
     ids=[
         "missing-disk",
         "not-a-block-device",
+        "not-under-dev",
         "spindown-time-300",
         "spindown-time-254",
         "unknown-timer",

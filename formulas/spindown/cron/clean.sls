@@ -16,3 +16,11 @@ spindown-cron-clean-hourly-jobs:
     - source: {{ cron.hourly_dir }}
     - target: {{ cron.daily_dir }}
     - undo_file: {{ mapdata.undo_file }}
+
+spindown-cron-clean-packages:
+  spindown.packages_dropped:
+    - name: cron_packages
+    - undo_file: {{ mapdata.undo_file }}
+    - require:
+      - file: spindown-cron-clean-hourly-uncommented
+      - spindown: spindown-cron-clean-hourly-jobs

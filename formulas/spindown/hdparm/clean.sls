@@ -19,8 +19,7 @@ spindown-hdparm-clean-{{ unit }}:
 {%- if units %}
 
 spindown-hdparm-clean-daemon-reload:
-  cmd.run:
-    - name: systemctl daemon-reload
+  spindown.daemon_reloaded: []
 {%- endif %}
 
 spindown-hdparm-clean-conf:
@@ -30,3 +29,10 @@ spindown-hdparm-clean-conf:
     - repl: ""
     - flags: ["MULTILINE"]
     - ignore_if_missing: true
+
+spindown-hdparm-clean-packages:
+  spindown.packages_dropped:
+    - name: hdparm_packages
+    - undo_file: {{ mapdata.undo_file }}
+    - require:
+      - file: spindown-hdparm-clean-conf
