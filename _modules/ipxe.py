@@ -548,7 +548,8 @@ def block_set(text, body):
 
         salt-call ipxe.block_set "$(cat /etc/default/tftpd-hpa)" "TFTP_DIRECTORY='/srv/tftp'"
     """
-    block = f"{BLOCK_BEGIN} (edit the ipxe pillar, not this block)\n{body.rstrip(chr(10))}\n{BLOCK_END}\n"
+    body = body.rstrip("\n")
+    block = f"{BLOCK_BEGIN} (edit the ipxe pillar, not this block)\n{body}\n{BLOCK_END}\n"
     start, end = _block_span(text)
     if start is not None:
         return text[:start] + block + text[end:]

@@ -131,7 +131,10 @@ def test_configs_pass_their_checkers(applied, base):
     assert smb.startswith(ipxe_tree.SITE_SMB_CONF)
     assert f"\ninclude = {base}/etc/samba/labsalt-ipxe.conf\n# END labsalt ipxe\n" in smb
     dump = subprocess.run(
-        ["testparm", "-s", str(base / "etc/samba/smb.conf")], capture_output=True, text=True
+        ["testparm", "-s", str(base / "etc/samba/smb.conf")],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert "[public]" in dump and "[installers]" in dump and "workgroup = LAB" in dump
     dnsmasq = (base / "etc/labsalt/ipxe-dnsmasq.conf").read_text()
