@@ -148,7 +148,9 @@ def packages_added(name, pkgs, undo_file=UNDO_FILE):
         return _ret(name, changes, f"would install {', '.join(missing)}")
     record = __salt__["spindown.undo_get"](name, undo_file) or []
     __salt__["spindown.undo_set"](name, sorted(set(record) | set(missing)), undo_file)
-    __salt__["pkg.install"](pkgs=missing)
+    # Without Recommends: smartmontools would pull in bsd-mailx and with it an MTA
+    # with a queue daemon, which is what the mail step removes.
+    __salt__["pkg.install"](pkgs=missing, install_recommends=False)
     left = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"could not install {', '.join(left)}", False)
