@@ -296,3 +296,49 @@ def try_restart(name, reload=False):
             name, comment=f"systemctl {verb} {name}: {proc['stderr'].strip()}", result=False
         )
     return _ret(name, {name: verb}, f"{verb} {name}")
+
+
+def generated(name, params):
+    """
+    Write the files :py:func:`ipxe.plan <_modules.ipxe.plan>` generates (the menu
+    ``name``, winpeshl.ini, each install.cmd) below the TFTP root, computed when
+    the state runs: after the packages are installed and the ISOs extracted.
+    install.cmd holds the share password: its changes are named, never shown.
+    """
+    root = params["tftp"]["root"]
+    try:
+        files = __salt__["ipxe.plan"](params)
+    except Exception as exc:  # noqa: BLE001 (one failed state with the reason)
+        waiting = "cannot be read before p7zip-full is installed" in str(exc)
+        if __opts__["test"] and waiting:
+            return _ret(name, {name: "generated"}, f"would generate the menu once {exc}")
+        return _ret(name, comment=str(exc), result=False)
+    changes, todo = {}, {}
+    for relpath, text in sorted(files.items()):
+        path = os.path.join(root, relpath)
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                old = handle.read()
+        except FileNotFoundError:
+            old = None
+        if old == text and os.stat(path).st_mode & 0o777 == 0o644:
+            continue
+        todo[path] = text
+        if relpath.endswith(".cmd"):
+            changes[relpath] = (
+                "created" if old is None else "changed (holds the password: not shown)"
+            )
+        else:
+            changes[relpath] = _diff(old, text) if old is not None else "created"
+    if not todo:
+        return _ret(name, comment=f"the menu and start files below {root} are up to date")
+    if __opts__["test"]:
+        return _ret(name, changes, f"would write {', '.join(sorted(changes))}")
+    for path, text in todo.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.labsalt-tmp"
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    return _ret(name, changes, f"wrote {', '.join(sorted(changes))}")
