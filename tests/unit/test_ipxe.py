@@ -126,7 +126,7 @@ def test_block_is_added_replaced_and_removed_leaving_the_rest():
 
 
 def test_check_refuses_create_and_odd_samba_options():
-    p = params()
+    p = params(guest=True)
     p.update(menu={"default": None, "http_url": None}, tftp={"options": "--secure -c"})
     with pytest.raises(SaltInvocationError, match="ipxe:tftp:options: --create"):
         ipxe.check(p)
