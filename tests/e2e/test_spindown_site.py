@@ -81,3 +81,31 @@ def test_spindown_coexists_with_site(nas, loop):
     )
     assert all(installed(nas, package) for package in SITE_PACKAGES)
     assert not installed(nas, "smartmontools") and not installed(nas, "dma")
+
+
+SPINDOWN_PACKAGES = ["cron", "hdparm", "smartmontools", "dma", "systemd-timesyncd"]
+
+
+def test_spindown_converges_on_a_bare_host(host_factory, loop):
+    """Issue 14: the base image only; test mode predicts, one run converges, clean purges."""
+    host = host_factory.start("nas-bare")
+    rdev = os.stat(loop).st_rdev
+    host.run("mknod", loop, "b", os.major(rdev), os.minor(rdev))
+    pillar = {"spindown": {"disks": [{"device": os.path.basename(loop)}]}}
+    assert not any(installed(host, package) for package in SPINDOWN_PACKAGES)
+
+    predicted = host.apply("spindown", pillar=pillar, test=True)
+    assert_ok(predicted)
+    assert not any(installed(host, package) for package in SPINDOWN_PACKAGES)
+
+    assert_ok(host.apply("spindown", pillar=pillar))
+    assert all(installed(host, package) for package in SPINDOWN_PACKAGES)
+    # cron runs the daily jobs the formula wrote; the clock files live on /run.
+    assert host.run("systemctl", "is-active", "cron").stdout.strip() == "active"
+    host.run("test", "-x", "/etc/cron.daily/smart-check")
+    link = host.run("readlink", "/var/lib/systemd/timesync/clock").stdout.strip()
+    assert link == "/run/systemd/timesync/clock"
+    assert_no_changes(host.apply("spindown", pillar=pillar))
+
+    assert_ok(host.apply("spindown.clean", pillar=pillar))
+    assert not any(installed(host, package) for package in SPINDOWN_PACKAGES)
