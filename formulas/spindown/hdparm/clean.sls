@@ -14,7 +14,7 @@ spindown-hdparm-clean-{{ unit }}:
     - require:
       - service: spindown-hdparm-clean-{{ unit }}
     - onchanges_in:
-      - cmd: spindown-hdparm-clean-daemon-reload
+      - spindown: spindown-hdparm-clean-daemon-reload
 {%- endfor %}
 {%- if units %}
 
