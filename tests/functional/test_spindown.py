@@ -126,8 +126,9 @@ def test_hourly_jobs_are_refused_unless_moved(modules, tmp_path):
 # --------------------------------------------------------------------------- rendered files
 
 
-def _rendered(modules, loop, sls):
-    ret = modules.state.show_sls(sls, pillar={"spindown": {"disks": [{"device": loop[0]}]}})
+def _rendered(modules, loop, sls, **extra):
+    pillar = {"spindown": {"disks": [{"device": loop[0]}], **extra}}
+    ret = modules.state.show_sls(sls, pillar=pillar)
     assert isinstance(ret, dict), ret
     return ret
 
@@ -183,6 +184,21 @@ def test_hdparm_conf_block_names_the_disk(modules, loop):
     state = _rendered(modules, loop, "spindown.hdparm")["spindown-hdparm-conf"]
     block = _arg(state, "content")
     assert f"{loop[0]} {{\n    spindown_time = 120\n}}" in block
+
+
+def test_site_entry_for_a_pillar_disk_is_refused(modules, loop, tmp_path):
+    conf = tmp_path / "hdparm.conf"
+    site = "/dev/disk/by-id/ata-OTHER {\n    spindown_time = 240\n}\n"
+    conf.write_text(site + f"{loop[0]} {{\n    spindown_time = 60\n}}\n")
+    pillar = {"disks": [{"device": loop[0]}], "hdparm": {"conf": str(conf)}}
+    errors = render_errors(modules, "spindown.hdparm", pillar)
+    assert f"spindown:disks:0:device: {conf} already has an entry for {loop[0]}" in errors
+    # The site's entry for another disk is fine, and so is labsalt's own block.
+    conf.write_text(
+        site + "# BEGIN labsalt spindown: x\n" + f"{loop[0]} {{\n}}\n# END labsalt spindown\n"
+    )
+    state = _rendered(modules, loop, "spindown.hdparm", hdparm={"conf": str(conf)})
+    assert "spindown-hdparm-conf" in state
 
 
 # --------------------------------------------------------------------------- crontab, applied
