@@ -112,11 +112,18 @@ def packages_removed(name, pkgs, undo_file=UNDO_FILE):
         return _ret(name, changes, f"would remove {', '.join(installed)}")
     record = __salt__["spindown.undo_get"](name, undo_file) or []
     __salt__["spindown.undo_set"](name, sorted(set(record) | set(installed)), undo_file)
+    before = set(__salt__["pkg.list_pkgs"]())
     __salt__["pkg.remove"](pkgs=installed)
+    # apt also removes what depends on them (bsd-mailx on an MTA): record those
+    # too, so that clean reinstalls everything that went.
+    gone = before - set(__salt__["pkg.list_pkgs"]())
+    __salt__["spindown.undo_set"](name, sorted(set(record) | set(installed) | gone), undo_file)
+    for pkg in sorted(gone - set(installed)):
+        changes[pkg] = {"old": "installed", "new": "removed (it depends on a removed package)"}
     left = [pkg for pkg in installed if __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"{', '.join(left)} still installed after removal", False)
-    return _ret(name, changes, f"removed {', '.join(installed)}")
+    return _ret(name, changes, f"removed {', '.join(sorted(changes))}")
 
 
 def packages_restored(name, undo_file=UNDO_FILE):
@@ -130,7 +137,8 @@ def packages_restored(name, undo_file=UNDO_FILE):
     changes = {pkg: {"old": "removed", "new": "installed"} for pkg in missing}
     if __opts__["test"]:
         return _ret(name, changes, f"would reinstall {', '.join(missing)}")
-    __salt__["pkg.install"](pkgs=missing)
+    # Exactly what went, without pulling in Recommends it did not have.
+    __salt__["pkg.install"](pkgs=missing, install_recommends=False)
     left = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"could not reinstall {', '.join(left)}", False)

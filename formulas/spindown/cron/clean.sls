@@ -5,6 +5,8 @@
 spindown-cron-clean-hourly-uncommented:
   file.replace:
     - name: {{ cron.crontab }}
+    # No <file>.bak copy next to the site's file.
+    - backup: false
     - pattern: '^#labsalt-spindown# '
     - repl: ""
     - flags: ["MULTILINE"]

@@ -25,6 +25,8 @@ spindown-hdparm-clean-daemon-reload:
 spindown-hdparm-clean-conf:
   file.replace:
     - name: {{ mapdata.hdparm.conf }}
+    # No <file>.bak copy next to the site's file.
+    - backup: false
     - pattern: '^# BEGIN labsalt spindown[^\n]*\n(?:.*\n)*?# END labsalt spindown\n'
     - repl: ""
     - flags: ["MULTILINE"]
