@@ -226,6 +226,8 @@ def test_crontab_step_applies_idempotently_and_cleans(modules, tmp_path, move):
     pillar = {
         "spindown": {
             "cron": {
+                # cron itself is not installed on this machine for the test.
+                "pkgs": [],
                 "crontab": str(crontab),
                 "hourly_dir": str(hourly),
                 "daily_dir": str(daily),
