@@ -147,7 +147,11 @@ def packages_restored(name, undo_file=UNDO_FILE):
 
 
 def packages_added(name, pkgs, undo_file=UNDO_FILE):
-    """Install ``pkgs``, remembering under ``name`` which were missing (clean purges only those)."""
+    """
+    Install ``pkgs``, remembering under ``name`` which were missing (clean purges
+    only those) and under ``<name>_displaced`` what apt removed to make room (dma
+    conflicts with any other MTA: exim4 goes), which clean puts back.
+    """
     missing = [pkg for pkg in pkgs if not __salt__["pkg.version"](pkg)]
     if not missing:
         return _ret(name, comment=f"{', '.join(pkgs)}: installed")
@@ -156,9 +160,17 @@ def packages_added(name, pkgs, undo_file=UNDO_FILE):
         return _ret(name, changes, f"would install {', '.join(missing)}")
     record = __salt__["spindown.undo_get"](name, undo_file) or []
     __salt__["spindown.undo_set"](name, sorted(set(record) | set(missing)), undo_file)
+    before = set(__salt__["pkg.list_pkgs"]())
     # Without Recommends: smartmontools would pull in bsd-mailx and with it an MTA
     # with a queue daemon, which is what the mail step removes.
     __salt__["pkg.install"](pkgs=missing, install_recommends=False)
+    displaced = before - set(__salt__["pkg.list_pkgs"]())
+    if displaced:
+        key = f"{name}_displaced"
+        old = __salt__["spindown.undo_get"](key, undo_file) or []
+        __salt__["spindown.undo_set"](key, sorted(set(old) | displaced), undo_file)
+        for pkg in sorted(displaced):
+            changes[pkg] = {"old": "installed", "new": f"removed (conflicts with {missing[0]})"}
     left = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"could not install {', '.join(left)}", False)
@@ -166,22 +178,44 @@ def packages_added(name, pkgs, undo_file=UNDO_FILE):
 
 
 def packages_dropped(name, undo_file=UNDO_FILE):
-    """Purge what :py:func:`packages_added` installed (and nothing that was there before)."""
+    """
+    Purge what :py:func:`packages_added` installed (and nothing that was there
+    before), after reinstalling what it displaced, so that packages depending on
+    either (bsd-mailx on an MTA) stay.
+    """
     record = __salt__["spindown.undo_get"](name, undo_file) or []
+    key = f"{name}_displaced"
+    displaced = __salt__["spindown.undo_get"](key, undo_file) or []
     present = [pkg for pkg in record if __salt__["pkg.version"](pkg)]
-    if not present:
-        if record and not __opts__["test"]:
+    back = [pkg for pkg in displaced if not __salt__["pkg.version"](pkg)]
+    if not present and not back:
+        if (record or displaced) and not __opts__["test"]:
             __salt__["spindown.undo_set"](name, None, undo_file)
+            __salt__["spindown.undo_set"](key, None, undo_file)
         return _ret(name, comment="nothing recorded to purge")
     changes = {pkg: {"old": "installed", "new": "purged"} for pkg in present}
+    changes.update({pkg: {"old": "removed", "new": "installed"} for pkg in back})
     if __opts__["test"]:
-        return _ret(name, changes, f"would purge {', '.join(present)}")
+        return _ret(name, changes, f"would purge {', '.join(present)}, reinstall {', '.join(back)}")
+    before = set(__salt__["pkg.list_pkgs"]())
+    if back:
+        # apt removes the conflicting package it displaced on its own.
+        __salt__["pkg.install"](pkgs=back, install_recommends=False)
     __salt__["pkg.purge"](pkgs=present)
+    lost = before - set(__salt__["pkg.list_pkgs"]()) - set(present)
+    if lost:
+        __salt__["pkg.install"](pkgs=sorted(lost), install_recommends=False)
     left = [pkg for pkg in present if __salt__["pkg.version"](pkg)]
+    left += [pkg for pkg in back + sorted(lost) if not __salt__["pkg.version"](pkg)]
     if left:
-        return _ret(name, changes, f"could not purge {', '.join(left)}", False)
+        return _ret(name, changes, f"could not purge or reinstall {', '.join(left)}", False)
     __salt__["spindown.undo_set"](name, None, undo_file)
-    return _ret(name, changes, f"purged {', '.join(present)}")
+    __salt__["spindown.undo_set"](key, None, undo_file)
+    return _ret(
+        name,
+        changes,
+        f"purged {', '.join(present) or 'nothing'}, reinstalled {', '.join(back) or 'nothing'}",
+    )
 
 
 # --------------------------------------------------------------------------- cron jobs
