@@ -678,7 +678,8 @@ def options_edit(text, fragment, wanted, options_path="named.conf.options"):
             )
         raise SaltInvocationError(
             f"bind_ad:{key}: {options_path} already sets {option} to "
-            f"{' '.join(theirs)[:60]}, not {value[:60]}; drop bind_ad:{key} or that option"
+            f"{' '.join(theirs).replace(' ;', ';')[:60]}, not {value[:60]}; drop bind_ad:{key} "
+            "or that option"
         )
     new = site[:brace] + "\n\t" + _marked_line(fragment) + site[brace:]
     return new, keep
