@@ -978,7 +978,10 @@ def served_serial(rndc, domain):
 
         salt-call bind_ad.served_serial '[rndc]' ad.example.org
     """
-    code, out, _ = _rndc(rndc, "zonestatus", domain)
+    try:
+        code, out, _ = _rndc(rndc, "zonestatus", domain)
+    except CommandExecutionError:  # rndc not installed (yet): named serves nothing of ours
+        return None
     if code != 0:
         return None
     match = re.search(r"^serial:\s*(\d+)", out, re.M)
