@@ -373,6 +373,7 @@ def test_kinit_finds_the_kdc_through_bind(applied, lab, sandbox, tmp_path):
 def test_samba_side_and_samba_dnsupdate(applied, modules, lab, bind_tree, dc):
     sandbox = dc["sandbox"]
     pillar = _pillar(lab, bind_tree, dc["addr"], samba={"conf": str(dc["conf"])})
+    original = dc["conf"].read_text()
     ret = _apply(modules, pillar, sls="bind_ad.samba.dnsupdate")
     assert changed(assert_ok(ret)), ret
     command = lab.run(
@@ -390,6 +391,11 @@ def test_samba_side_and_samba_dnsupdate(applied, modules, lab, bind_tree, dc):
     assert re.search(
         r"No DNS updates needed|\b0 DNS updates and 0 DNS deletes needed", proc.stdout
     ), proc.stdout[-3000:]
+    # Only that one line changed; clean puts the DC's own value back, byte for byte.
+    changed_lines = set(dc["conf"].read_text().splitlines()) ^ set(original.splitlines())
+    assert changed_lines == {f"\tdns update command = {command}"}, changed_lines
+    assert changed(assert_ok(_apply(modules, pillar, sls="bind_ad.samba.clean")))
+    assert dc["conf"].read_text() == original
 
 
 def test_second_apply_changes_nothing(applied, modules, lab, bind_tree, dc):
