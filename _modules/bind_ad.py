@@ -258,8 +258,10 @@ def _extra_records(entries, domain, subtrees, generated, ttl):
             raise SaltInvocationError(f"{where}: {owner} is generated from the DC list already")
         data = _record_data(entry["data"], rtype, f"{where}:data")
         record_ttl = entry.get("ttl", ttl.get("host", 3600))
-        if isinstance(record_ttl, bool) or not isinstance(record_ttl, int) or not (
-            0 <= record_ttl <= MAX_TTL
+        if (
+            isinstance(record_ttl, bool)
+            or not isinstance(record_ttl, int)
+            or not (0 <= record_ttl <= MAX_TTL)
         ):
             raise SaltInvocationError(f"{where}:ttl: {record_ttl!r} is not a TTL (0..{MAX_TTL})")
         extra.append((owner, record_ttl, rtype, data))
@@ -600,11 +602,11 @@ def _options_block(text):
     """(index just after the '{' of the options block, its statements) or (None, [])."""
     tokens = _tokens(text)
     depth = 0
-    for index, (tok, _start, end) in enumerate(tokens):
-        if depth == 0 and tok == "options" and index + 1 < len(tokens):
-            if tokens[index + 1][0] == "{":
-                statements, _ = _statements(tokens, index + 2)
-                return tokens[index + 1][2], statements
+    for index, (tok, _start, _end) in enumerate(tokens):
+        following = tokens[index + 1][0] if index + 1 < len(tokens) else None
+        if depth == 0 and tok == "options" and following == "{":
+            statements, _ = _statements(tokens, index + 2)
+            return tokens[index + 1][2], statements
         if tok == "{":
             depth += 1
         elif tok == "}":
@@ -647,7 +649,8 @@ def options_edit(text, fragment, wanted, options_path="named.conf.options"):
     .. code-block:: bash
 
         salt-call bind_ad.options_edit "$(cat /etc/bind/named.conf.options)" \\
-            /etc/bind/named.conf.labsalt-ad-options '[["validate-except", "{ \\"ad.example.org\\"; }", "domain"]]'
+            /etc/bind/named.conf.labsalt-ad-options \\
+            '[["validate-except", "{ \\"ad.example.org\\"; }", "domain"]]'
     """
     site = _without_marked(text)
     brace, statements = _options_block(site)
@@ -728,7 +731,7 @@ def zones_text(params, plan_):
             f"    file {_qstr(zone_path(params, domain), 'zone_dir')};\n",
             "    // Follow the delegations to the DCs; never send them to the global forwarders.\n",
             "    forwarders { };\n",
-            f"    allow-transfer {{ {_acl(params.get('allow_transfer', []), 'allow_transfer')} }};\n",
+            f"    allow-transfer {{ {_acl(params.get('allow_transfer'), 'allow_transfer')} }};\n",
         ]
         policy = params.get("dnssec_policy")
         if policy:
@@ -955,7 +958,9 @@ def _copy_referenced(tmp, pending, budget):
             continue
         directories += _DIRECTORY.findall(text)
         for ref in _REFERENCE.findall(text):
-            candidates = [ref] if ref.startswith("/") else [os.path.join(d, ref) for d in directories]
+            candidates = (
+                [ref] if ref.startswith("/") else [os.path.join(d, ref) for d in directories]
+            )
             for path in map(os.path.normpath, candidates):
                 if _copy_file(path, tmp, budget) or os.path.isfile(tmp + path):
                     pending.append(tmp + path)

@@ -129,8 +129,10 @@ def configured(name, params):
                 " the include lines go there once it is"
             )
         return ret
-    if rendered["missing"] and params.get("config_dir", "/etc/bind") and any(
-        p.endswith("named.conf.options") for p in rendered["missing"]
+    if (
+        rendered["missing"]
+        and params.get("config_dir", "/etc/bind")
+        and any(p.endswith("named.conf.options") for p in rendered["missing"])
     ):
         ret["result"] = False
         ret["comment"] = (

@@ -119,7 +119,9 @@ def test_bind_ad_coexists_with_site(site):
     assert [line for line in options.splitlines() if line not in SITE_OPTIONS.splitlines()] == [
         '\tinclude "/etc/bind/named.conf.labsalt-ad-options"; /* labsalt bind_ad */'
     ]
-    assert local == SITE_LOCAL + 'include "/etc/bind/named.conf.labsalt-ad"; /* labsalt bind_ad */\n'
+    assert (
+        local == SITE_LOCAL + 'include "/etc/bind/named.conf.labsalt-ad"; /* labsalt bind_ad */\n'
+    )
     fragment = site.path("/etc/bind/named.conf.labsalt-ad-options").read_text()
     assert f'validate-except {{ "{DOMAIN}"; }};' in fragment
     assert "allow-recursion" not in fragment  # the site's ACL stays in charge

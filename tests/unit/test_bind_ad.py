@@ -203,7 +203,10 @@ def test_records_below_a_delegation_are_refused_whatever_the_case(name):
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"type": "A", "data": "192.0.2.300"}, "bind_ad:records:0:data: '192.0.2.300' is not valid A"),
+        (
+            {"type": "A", "data": "192.0.2.300"},
+            "bind_ad:records:0:data: '192.0.2.300' is not valid A",
+        ),
         ({"type": "A", "data": "192.0.2.9\n$INCLUDE /etc/shadow"}, "newline or control"),
         ({"type": "AAAA", "data": "192.0.2.9"}, "is not valid AAAA"),
         ({"type": "CNAME", "data": "a b"}, "is not valid CNAME"),
@@ -256,7 +259,9 @@ def test_open_resolver_is_refused_in_plain_words(clients, shown):
 
 
 def test_restricted_clients_are_fine():
-    assert bind_ad.validate(params(clients=["localhost", "192.0.2.0/24", "!192.0.2.7", "2001:db8::/64"]))
+    assert bind_ad.validate(
+        params(clients=["localhost", "192.0.2.0/24", "!192.0.2.7", "2001:db8::/64"])
+    )
 
 
 @pytest.mark.parametrize(
