@@ -811,6 +811,10 @@ def render(params):
     local = _read(where["local"])
     if local is None:
         missing.append(where["local"])
+    elif local.startswith(MANAGED.replace(";", "//", 1)):
+        # Written whole by an earlier bind_ad (the AD zone and nothing else): now
+        # the zone lives in the formula's own file, and this one only includes it.
+        local = ""
     files[where["local"]] = local_edit(local, zones_fragment)
     files[zones_fragment] = zones_text(params, plan_)
     path = None

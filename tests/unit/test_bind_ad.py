@@ -353,6 +353,18 @@ def test_local_edit_appends_one_line_and_clean_restores_the_bytes(site):
     assert bind_ad._without_marked(new) == site
 
 
+def test_an_earlier_bind_ad_named_conf_local_is_taken_over(tmp_path):
+    etc = tmp_path / "bind"
+    etc.mkdir()
+    (etc / "named.conf.options").write_text(DEBIAN_OPTIONS)
+    old = bind_ad.MANAGED.replace(";", "//", 1) + 'zone "ad.example.org" {\n};\n'
+    (etc / "named.conf.local").write_text(old)
+    files = bind_ad.render(params(config_dir=str(etc)))["files"]
+    assert files[str(etc / "named.conf.local")] == (
+        f'include "{etc}/named.conf.labsalt-ad"; /* labsalt bind_ad */\n'
+    )
+
+
 def test_writers_quote_as_a_second_defence():
     # Past the schema (e.g. called directly): nothing breaks out of its statement.
     with pytest.raises(SaltInvocationError, match="bind_ad:clients"):
