@@ -951,7 +951,8 @@ def _copy_referenced(tmp, pending, budget):
     Debian's root hints in /usr/share/dns, zone files), relative ones against
     the configured ``directory``."""
     pending, seen = list(pending), set()
-    directories = []
+    # `directory` is usually set in a file read after the ones naming relative paths.
+    directories = [d for path in pending for d in _DIRECTORY.findall(_read_any(path) or "")]
     while pending:
         current = pending.pop()
         if current in seen:

@@ -420,6 +420,15 @@ def test_check_config_copies_only_named_files_and_is_bounded(tmp_path, monkeypat
     p = params(config_dir=str(etc), zone_dir=str(etc / "zones"))
     bind_ad.check_config(bind_ad.render(p)["files"], named_conf=str(etc / "named.conf"))
     assert copied == [str(etc / "named.conf")]  # the rest are the new texts themselves
+    # A site zone named relative to `directory` is found and loaded too.
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "db.site").write_text(
+        "$TTL 60\n@ IN SOA ns hm 1 60 60 60 60\n@ IN NS ns\nns IN A 192.0.2.53\n"
+    )
+    site_zone = 'zone "site.example" { type primary; file "db.site"; };\n'
+    (etc / "named.conf.local").write_text(site_zone)
+    out = bind_ad.check_config(bind_ad.render(p)["files"], named_conf=str(etc / "named.conf"))
+    assert "zone site.example/IN: loaded serial 1" in out
     monkeypatch.setattr(bind_ad, "MAX_COPY_FILES", 0)
     with pytest.raises(CommandExecutionError, match="more than 0 files"):
         bind_ad.check_config(bind_ad.render(p)["files"], named_conf=str(etc / "named.conf"))
