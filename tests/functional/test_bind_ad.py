@@ -475,6 +475,18 @@ def test_a_failed_reload_is_retried_until_named_serves_the_file(
     assert _dig(lab, "A", f"scanner.{DOMAIN}", "+norec", check=False) == []
 
 
+def test_a_failed_reconfig_is_retried(applied, modules, lab, bind_tree, dc):
+    broken = ["rndc", "-s", lab.addr, "-p", "954", "-k", str(bind_tree["key"])]
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], max_cache_ttl=3, rndc=broken))
+    assert [k for k in failed(ret) if "reloaded" in k], ret
+    assert "max-cache-ttl 3;" in (bind_tree["etc"] / "named.conf.labsalt-ad-options").read_text()
+    # The options file is unchanged on the next run, yet named is told now.
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], max_cache_ttl=3))
+    assert _told(assert_ok(ret)) == {"reconfig"}, ret
+    assert_no_changes(_apply(modules, _pillar(lab, bind_tree, dc["addr"], max_cache_ttl=3)))
+    assert _told(assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))) == {"reconfig"}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
