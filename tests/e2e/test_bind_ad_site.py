@@ -104,6 +104,20 @@ def test_bind_ad_coexists_with_site(site):
     before = listing(site)
     assert "/etc/bind/named.conf.local" in before and "/var/lib/bind/db.site.example" in before
 
+    # test=True first: predicts the formula's files and the two include lines, writes nothing.
+    predicted = assert_ok(site.apply("bind_ad", pillar=pillar(site), test=True))
+    files = {p for v in predicted.values() if v["result"] is None for p in v["changes"]}
+    assert files == {
+        "/etc/bind/named.conf.options",
+        "/etc/bind/named.conf.local",
+        "/etc/bind/named.conf.labsalt-ad",
+        "/etc/bind/named.conf.labsalt-ad-options",
+        f"/etc/bind/zones/db.{DOMAIN}",
+        "reconfig",
+        "reload",
+    }, files
+    assert listing(site) == before
+
     states = assert_ok(site.apply("bind_ad", pillar=pillar(site)))
     # The site's zones still answer, next to the AD zone and its delegations.
     assert dig(site, "A", "host.site.example") == ["192.0.2.50"]
