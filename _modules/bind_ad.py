@@ -560,7 +560,7 @@ def wanted_options(params, plan_):
 
 _TOKEN = re.compile(
     r'(?P<ws>\s+)|(?P<comment>//[^\n]*|#[^\n]*|/\*.*?\*/)|(?P<str>"(?:[^"\\]|\\.)*")'
-    r"|(?P<punct>[{};])|(?P<word>[^\s{};\"#/]+|/(?![/*]))",
+    r"|(?P<punct>[{};])|(?P<word>(?:[^\s{};\"#/]|/(?![/*]))+)",
     re.S,
 )
 
@@ -579,12 +579,12 @@ def _tokens(text):
     return out
 
 
-def _statements(tokens, start, stop_at_close=True):
-    """Statements of one block level from ``tokens[start]``: [(words, end index)]."""
+def _statements(tokens, start):
+    """Statements of the block whose body starts at ``tokens[start]``, as word lists."""
     statements, words, depth, index = [], [], 0, start
     while index < len(tokens):
         tok = tokens[index][0]
-        if tok == "}" and depth == 0 and stop_at_close:
+        if tok == "}" and depth == 0:
             return statements, index
         words.append(tok)
         if tok == "{":
