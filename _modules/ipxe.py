@@ -546,11 +546,17 @@ def plan(params):
 # --------------------------------------------------------------------------- shared files
 
 
-def block_set(text, body):
+# The first section header of smb.conf that is not [global].
+SHARE_SECTION = re.compile(r"^[ \t]*\[(?!global\])", re.M | re.I)
+
+
+def block_set(text, body, smb_global=False):
     """
     ``text`` with this formula's marked block holding ``body`` (replaced where it
-    is, appended at the end otherwise); everything outside the block is kept as
-    it was, byte for byte, so :py:func:`block_remove` gives the original back.
+    is, appended at the end otherwise, or with ``smb_global`` at the end of
+    smb.conf's [global] section, before the first share); everything outside
+    the block is kept as it was, byte for byte, so :py:func:`block_remove` gives
+    the original back.
 
     CLI Example:
 
@@ -563,6 +569,12 @@ def block_set(text, body):
     start, end = _block_span(text)
     if start is not None:
         return text[:start] + block + text[end:]
+    share = SHARE_SECTION.search(text) if smb_global else None
+    if share:
+        # In smb.conf the block goes at the end of [global]: Samba reads only
+        # global parameters when it starts, and an include line inside a share
+        # section would not be read then.
+        return text[: share.start()] + block + text[share.start() :]
     if text and not text.endswith("\n"):
         text += "\n"
     return text + block

@@ -72,13 +72,14 @@ def _diff(old, new):
 # --------------------------------------------------------------------------- shared files
 
 
-def block(name, body, check=None, mode="0644"):
+def block(name, body, check=None, mode="0644", smb_global=False):
     """
     Keep this formula's marked block (``# BEGIN labsalt ipxe`` ... ``# END labsalt
     ipxe``) in file ``name`` holding ``body``, and leave every other line of the
     file as it is.  ``check`` is an argument list run on a temporary copy of the
     whole new file (the copy's path appended) before it replaces the live one.
-    A missing file is created with the block alone.
+    A missing file is created with the block alone.  ``smb_global`` puts a new
+    block at the end of smb.conf's [global] section.
 
     .. code-block:: yaml
 
@@ -88,7 +89,7 @@ def block(name, body, check=None, mode="0644"):
             - check: [/bin/sh, -n]
     """
     old = _read(name)
-    new = __salt__["ipxe.block_set"](old or "", body)
+    new = __salt__["ipxe.block_set"](old or "", body, smb_global)
     if new == old:
         return _ret(name, comment=f"{name}: the labsalt block is in place")
     changes = {"diff": _diff(old, new)}

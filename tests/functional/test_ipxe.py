@@ -128,8 +128,12 @@ def test_configs_pass_their_checkers(applied, base):
     share = (base / "etc/samba/labsalt-ipxe.conf").read_text()
     assert f"path = {base}/srv/tftp/installers" in share and "read only = yes" in share
     smb = (base / "etc/samba/smb.conf").read_text()
-    assert smb.startswith(ipxe_tree.SITE_SMB_CONF)
-    assert f"\ninclude = {base}/etc/samba/labsalt-ipxe.conf\n# END labsalt ipxe\n" in smb
+    # One include line at the end of the site's [global], before its first share.
+    include = f"\ninclude = {base}/etc/samba/labsalt-ipxe.conf\n# END labsalt ipxe\n[public]\n"
+    assert include in smb
+    start = smb.index("# BEGIN labsalt ipxe")
+    end = smb.index("# END labsalt ipxe\n") + len("# END labsalt ipxe\n")
+    assert smb[:start] + smb[end:] == ipxe_tree.SITE_SMB_CONF
     dump = subprocess.run(
         ["testparm", "-s", str(base / "etc/samba/smb.conf")],
         check=True,

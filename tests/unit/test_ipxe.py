@@ -133,3 +133,11 @@ def test_check_refuses_create_and_odd_samba_options():
     p.update(tftp={"options": "--secure"}, samba={"global": {"log level\n[x]": "1"}})
     with pytest.raises(SaltInvocationError, match="ipxe:samba:global: "):
         ipxe.check(p)
+
+
+def test_smb_conf_block_goes_at_the_end_of_global():
+    site = "[global]\n   workgroup = LAB\n\n[Global]\n   x = y\n[public]\n   path = /srv\n"
+    text = ipxe.block_set(site, "include = /etc/samba/labsalt-ipxe.conf", smb_global=True)
+    assert "include = /etc/samba/labsalt-ipxe.conf\n# END labsalt ipxe\n[public]\n" in text
+    assert ipxe.block_remove(text) == site
+    assert ipxe.block_set(text, "include = /x", smb_global=True).count("BEGIN labsalt") == 1

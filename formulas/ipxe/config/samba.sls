@@ -31,6 +31,8 @@ ipxe-smb-conf-include:
   ipxe.block:
     - name: {{ samba.conf }}
     - body: "include = {{ share_conf }}"
+    # At the end of [global]: smbd reads only global parameters when it starts.
+    - smb_global: True
     - check: [{{ samba.testparm | json }}, --suppress-prompt]
     - require:
       - file: ipxe-smb-conf
