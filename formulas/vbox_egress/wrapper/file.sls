@@ -8,5 +8,5 @@ vbox-egress-wrapper:
     - template: jinja
     - mode: '0755'
     - makedirs: true
-    - check_cmd: sh -n
+    - check_cmd: /bin/sh -n
     - context: {{ context | json }}
