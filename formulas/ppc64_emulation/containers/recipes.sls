@@ -8,7 +8,7 @@ include:
 
 ppc64-recipe-{{ distro }}:
   file.managed:
-    - name: {{ c.recipe_dir }}/{{ distro }}/Containerfile
+    - name: {{ (c.recipe_dir ~ "/" ~ distro ~ "/Containerfile") | json }}
     - source: salt://{{ tpldir.split("/")[0] }}/files/{{ distro }}.Containerfile.jinja
     - template: jinja
     - makedirs: true
@@ -18,9 +18,9 @@ ppc64-recipe-{{ distro }}:
 
 ppc64-image-{{ distro }}:
   ppc64_emulation.image_built:
-    - name: {{ image.tag }}
-    - recipe_dir: {{ c.recipe_dir }}/{{ distro }}
-    - engine: {{ c.engine }}
+    - name: {{ image.tag | json }}
+    - recipe_dir: {{ (c.recipe_dir ~ "/" ~ distro) | json }}
+    - engine: {{ c.engine | json }}
     - require:
       - file: ppc64-recipe-{{ distro }}
       - binfmt: ppc64-binfmt-entry
