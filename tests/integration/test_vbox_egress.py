@@ -76,6 +76,7 @@ def setup(ns, tmp_path_factory):
         "mode": "cgroup2",
         "table": f"lt_vbox_{os.getpid()}",
         "wrapper": str(root / "bin" / "vbox-egress-run"),
+        "state_dir": str(root / "state"),
         "allow": [{"address": ns.addr, "ports": [ALLOWED_PORT]}],
     }
     pillar = root / "pillar"

@@ -21,3 +21,25 @@ ppc64-emulation-packages-record-absent:
     - require:
       - pkg: ppc64-emulation-packages-purged
 {%- endif %}
+
+# The record directory is this formula's own; /var/lib/labsalt goes too when
+# nothing else (another formula's records) is left in it.
+ppc64-emulation-state-dir-absent:
+  file.absent:
+    - name: {{ mapdata.state_dir | json }}
+    - require:
+      - file: ppc64-emulation-packages-record-absent
+
+ppc64-emulation-state-parent-pruned:
+  file.pruned:
+    - name: {{ mapdata.state_dir.rsplit("/", 1)[0] | json }}
+    - onlyif:
+      - fun: file.directory_exists
+        path: {{ mapdata.state_dir.rsplit("/", 1)[0] | json }}
+    - unless:
+      - fun: file.find
+        path: {{ mapdata.state_dir.rsplit("/", 1)[0] | json }}
+        mindepth: 1
+        maxdepth: 1
+    - require:
+      - file: ppc64-emulation-state-dir-absent

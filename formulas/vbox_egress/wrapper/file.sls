@@ -3,7 +3,7 @@
 
 vbox-egress-wrapper:
   file.managed:
-    - name: {{ mapdata.wrapper }}
+    - name: {{ mapdata.wrapper | json }}
     - source: salt://{{ tpldir.split("/")[0] }}/files/vbox-egress-run.sh.jinja
     - template: jinja
     - mode: '0755'
