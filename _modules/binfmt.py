@@ -282,7 +282,9 @@ def owned(record):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise CommandExecutionError(f"binfmt ownership record {record} is unreadable: {exc}")
+        raise CommandExecutionError(
+            f"binfmt ownership record {record} is unreadable: {exc}"
+        ) from None
     return data if isinstance(data, dict) and data.get("name") else None
 
 

@@ -107,11 +107,11 @@ def host(host_factory):
     host.run("systemctl", "enable", "--now", "nftables.service")
     host.run("systemctl", "daemon-reload")
     for port in (PORT, SITE_PORT):
-        host.run("systemd-run", f"--unit=site-server-{port}", "python3", "-c", SERVER, ALLOWED, port)
-    host.run(
-        "sh", "-c",
-        f"for i in $(seq 50); do ss -Hltn | grep -q ':{SITE_PORT}' && exit; sleep 0.1; done; exit 1",
-    )  # fmt: skip
+        host.run(
+            "systemd-run", f"--unit=site-server-{port}", "python3", "-c", SERVER, ALLOWED, port
+        )
+    listening = f"ss -Hltn | grep -q ':{SITE_PORT}'"
+    host.run("sh", "-c", f"for i in $(seq 50); do {listening} && exit; sleep 0.1; done; exit 1")
     yield host
     host_factory.stop(host)
 
@@ -139,7 +139,9 @@ def _connect(host, addr, port, wrapped):
 
 def _diff(before, after):
     keys = sorted(set(before) | set(after))
-    return [f"{k}: {before.get(k)} -> {after.get(k)}" for k in keys if before.get(k) != after.get(k)]
+    return [
+        f"{k}: {before.get(k)} -> {after.get(k)}" for k in keys if before.get(k) != after.get(k)
+    ]
 
 
 def test_vbox_egress_coexists_with_site(host):

@@ -276,7 +276,10 @@ def test_sites_boot_file_and_other_entries_are_left_alone(modules, binfmt_snapsh
 @pytest.mark.parametrize(
     ("bad", "key"),
     [
-        ({"binfmt": {"interpreter": "/usr/bin/qemu;touch /tmp/labsalt-pwned"}}, "binfmt:interpreter"),
+        (
+            {"binfmt": {"interpreter": "/usr/bin/qemu;touch /tmp/labsalt-pwned"}},
+            "binfmt:interpreter",
+        ),
         ({"binfmt": {"interpreter": "/usr/bin/qemu:x:y"}}, "binfmt:interpreter"),
         ({"binfmt": {"interpreter": "/usr/bin/../bin/qemu"}}, "binfmt:interpreter"),
         ({"binfmt": {"mask": "\\xff"}}, "binfmt: binfmt mask has 1 bytes"),
@@ -289,8 +292,10 @@ def test_sites_boot_file_and_other_entries_are_left_alone(modules, binfmt_snapsh
             {"containers": {"images": {"adelie": {"enabled": True, "rootfs_sha256": ""}}}},
             "containers:images:adelie:rootfs_sha256",
         ),
-        ({"containers": {"images": {"debian": {"mirror": "http://x/$(id)"}}}},
-         "containers:images:debian:mirror"),
+        (
+            {"containers": {"images": {"debian": {"mirror": "http://x/$(id)"}}}},
+            "containers:images:debian:mirror",
+        ),
     ],
 )
 def test_hostile_pillar_is_refused_before_anything(modules, binfmt_snapshot, pillar, bad, key):
