@@ -126,8 +126,11 @@ def check_image_file(role, path):
         raise SaltInvocationError(f"image role {role!r} is not kernel or filesystem")
     if not path or not isinstance(path, str) or not os.path.isabs(path):
         raise SaltInvocationError(f"{role} image {path!r} is not an absolute path")
+    real = os.path.realpath(path)
+    if real.startswith(("/proc/", "/sys/", "/dev/")):
+        raise SaltInvocationError(f"{role} image {path} is not a regular file ({real})")
     try:
-        info = os.stat(path)
+        info = os.stat(real)
     except OSError as exc:
         raise SaltInvocationError(
             f"{role} image {path} does not exist or cannot be read ({exc.strerror})"
@@ -137,7 +140,7 @@ def check_image_file(role, path):
     if info.st_size == 0:
         raise SaltInvocationError(f"{role} image {path} is empty")
     try:
-        with open(path, "rb") as handle:
+        with open(real, "rb") as handle:
             head = handle.read(4)
     except OSError as exc:
         raise SaltInvocationError(f"{role} image {path} cannot be read ({exc.strerror})") from None

@@ -277,6 +277,7 @@ def _pillar(images, **over):
         ({"filesystem": "/etc/passwd"}, "filesystem", "has no UBI or squashfs magic"),
         ({"kernel": "/dev/zero"}, "kernel", "is not a regular file"),
         ({"kernel": "/etc"}, "kernel", "is not a regular file"),
+        ({"kernel": "/proc/kmsg"}, "kernel", "is not a regular file"),
         ({"kernel": "/nonexistent/k.bin"}, "kernel", "does not exist"),
         ({"tiny": True}, "filesystem", "bytes; a filesystem image has 4096 to"),
         ({"swap": True}, "kernel", "(UBI magic): kernel and filesystem swapped?"),
