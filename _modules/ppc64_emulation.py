@@ -81,6 +81,30 @@ def ours(path):
         return False
 
 
+def missing_dirs(paths):
+    """
+    The directories among ``paths`` and their ancestors that do not exist yet,
+    outermost first: what a state with ``makedirs`` would create, recorded so that
+    clean removes exactly those (when empty).  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ppc64_emulation.missing_dirs '[/srv/labsalt/ppc64-containers/debian]'
+    """
+    found = []
+    for path in paths:
+        parts = [part for part in str(path).split("/") if part]
+        if not str(path).startswith("/") or ".." in parts or "." in parts:
+            raise SaltInvocationError(f"{path!r} is not an absolute path without '..'")
+        for depth in range(1, len(parts) + 1):
+            candidate = "/" + "/".join(parts[:depth])
+            if not os.path.isdir(candidate) and candidate not in found:
+                found.append(candidate)
+    return found
+
+
 def status(name="qemu-ppc64"):
     """
     Report the binfmt registration of big-endian ppc64 as the kernel sees it:

@@ -245,6 +245,10 @@ def test_clean_removes_registration(modules, binfmt_snapshot, be_program, pillar
     assert modules.binfmt.entry(NAME) is None
     assert not os.path.exists(_record(pillar))
     assert not os.path.exists(pillar["ppc64_emulation"]["containers"]["recipe_dir"] + "/debian")
+    # the directories labsalt created for recipes and the boot file go too, and its records
+    assert not os.path.exists(pillar["ppc64_emulation"]["containers"]["recipe_dir"])
+    assert not os.path.exists(pillar["ppc64_emulation"]["binfmt"]["persist_dir"])
+    assert not os.path.exists(pillar["ppc64_emulation"]["state_dir"])
     with pytest.raises(OSError, match="Exec format error"):
         _run_be(be_program)
     assert_no_changes(_sls(modules, "ppc64_emulation.clean", pillar))

@@ -1,8 +1,18 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set b = mapdata.binfmt %}
 {%- set boot_file = b.persist_dir ~ "/" ~ b.name ~ ".conf" %}
+{%- set created = salt["ppc64_emulation.missing_dirs"]([b.persist_dir]) %}
 include:
   - ..package.install
+{%- if created %}
+
+# Directories this formula is about to create: clean removes them again (if empty).
+ppc64-binfmt-dirs-record:
+  file.append:
+    - name: {{ (mapdata.state_dir ~ "/created-dirs") | json }}
+    - text: {{ created | json }}
+    - makedirs: true
+{%- endif %}
 
 # systemd-binfmt registers this again at boot (it overrides Debian's file of the
 # same name).  A site's own file of that name is left alone (no marker: not ours).
@@ -17,6 +27,10 @@ ppc64-binfmt-boot-file:
     - onlyif:
       - fun: ppc64_emulation.ours
         args: [{{ boot_file | json }}]
+{%- if created %}
+    - require:
+      - file: ppc64-binfmt-dirs-record
+{%- endif %}
 
 # Only labsalt's registration is managed: the record says what labsalt replaced
 # (if anything), so clean puts that back; an equal entry binfmt-support made is

@@ -1,7 +1,21 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set c = mapdata.containers %}
+{%- set wanted = [] %}
+{%- for distro, image in c.images | dictsort if image.enabled %}
+{%-   do wanted.append(c.recipe_dir ~ "/" ~ distro) %}
+{%- endfor %}
+{%- set created = salt["ppc64_emulation.missing_dirs"](wanted) if wanted else [] %}
 include:
   - ..binfmt.registered
+{%- if created %}
+
+# Directories this formula is about to create: clean removes them again (if empty).
+ppc64-recipe-dirs-record:
+  file.append:
+    - name: {{ (mapdata.state_dir ~ "/created-dirs") | json }}
+    - text: {{ created | json }}
+    - makedirs: true
+{%- endif %}
 
 {%- for distro, image in c.images | dictsort %}
 {%-   if image.enabled %}
@@ -13,6 +27,10 @@ ppc64-recipe-{{ distro }}:
     - template: jinja
     - makedirs: true
     - mode: '0644'
+{%- if created %}
+    - require:
+      - file: ppc64-recipe-dirs-record
+{%- endif %}
     - context:
         image: {{ image | json }}
 
