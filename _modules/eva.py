@@ -17,10 +17,18 @@ adam2/adam2.  OpenWRT's instructions for the Fritz!Box 3370 (lab notebook,
 
 This module does the same, but safely: it checks the images on disk first
 (model and flash chip in the file names, kernel/filesystem not swapped, sizes),
-waits for the short FTP window with retries, reads the box's environment
-(``GETENV ProductID``, ``HWRevision``, partition sizes where the box reports
-them) and refuses a box of another model or revision before anything is
-uploaded, then sends kernel then filesystem and reports progress.
+waits for the short FTP window with retries, checks that the server is EVA
+(``SYST`` -> ``215 AVM EVA ...``), reads the box's environment (``GETENV
+ProductID``, ``HWRevision``, ``bootloaderVersion``, ``HardwareFeatures`` with the
+NAND's JEDEC id, partition sizes where the box reports them) and refuses a box
+of another model or revision, or one whose NAND is not the one the images are
+built for, before anything is uploaded; then sends kernel then filesystem and
+reports progress.
+
+EVA answers ``GETENV name`` with the value on a line of its own, without a reply
+code, then ``200 GETENV command successful``; Python's ftplib cannot read that
+(``error_proto``), so ``_reply`` reads the control connection line by line.  The
+sources of the dialogue are listed in tests/support/EVA-PROVENANCE.md.
 """
 
 import ftplib
