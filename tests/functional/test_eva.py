@@ -58,8 +58,8 @@ def eva(ns, tmp_path):
     """
     started = []
 
-    def start(box="micron", env=None, unset=(), delay=0.0, abort_after=None, abort_on="mtd0",
-              wait=True, erase_phase="before-150", hold_erase=False):  # fmt: skip
+    def start(*, box="micron", env=None, unset=(), delay=0.0, abort_after=None,
+              abort_on="mtd0", wait=True, erase_phase="before-150", hold_erase=False):  # fmt: skip
         store, log, release = tmp_path / "flash", tmp_path / "eva.log", tmp_path / "erased"
         store.mkdir(exist_ok=True)
         if not hold_erase:
@@ -464,3 +464,33 @@ def test_flash_refuses_bad_numbers_and_address(modules, images):
         )  # fmt: skip
     with pytest.raises(SaltInvocationError, match="address"):
         modules.eva.environment(address="192.168.178.1; touch /tmp/labsalt-pwned", window=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "value"),
+    [
+        # the AR7 wiki's transcript (EVA-PROVENANCE.md, source A)
+        ("mtd0", ["mtd0                  0x900a0000,0x903f0000"], "0x900a0000,0x903f0000"),
+        # a blank line before the 200, as some emulators send it
+        ("mtd1", ["mtd1                  0x90010000,0x900a0000", ""], "0x90010000,0x900a0000"),
+        ("linux_fs_start", ["linux_fs_start"], ""),
+        ("mtd1", ["mtd10                 0x0,0x1"], None),
+    ],
+)
+def test_getenv_value_lines(modules, name, lines, value):
+    assert modules.eva.parse_getenv(name, lines) == value
+
+
+@pytest.mark.parametrize(
+    ("features", "vendor"),
+    [
+        ("nand=0xC2F1809502,cpu=0x979", "macronix"),  # a 7530's RETR env (source B)
+        ("nand=0x2CF1809502,cpu=0x0", "micron"),
+        ("cpu=0x0,nand=0xADF1801D00", "hynix"),
+        ("nand=0x9bF1", "unknown (0x9b)"),
+        ("cpu=0x979", None),
+        (None, None),
+    ],
+)
+def test_nand_vendor_from_hardware_features(modules, features, vendor):
+    assert modules.eva.nand_vendor(features) == vendor
