@@ -309,6 +309,21 @@ def test_interrupted_upload_is_reported(modules, eva, images):
     assert "STOR mtd1" in commands and "STOR mtd0" in commands
     assert "REBOOT" not in commands
     assert any(item.get("abort") == "mtd0" for item in _log(server))
+    assert (server["store"] / "mtd0").stat().st_size < 320 * 1024
+
+
+def test_erase_longer_than_transfer_timeout_is_one_clear_error(modules, eva, images):
+    """The erase outlasts transfer_timeout (10 s, its minimum): reported, no REBOOT."""
+    server = eva(hold_erase=True)
+    started = time.monotonic()
+    with pytest.raises(CommandExecutionError) as info:
+        _flash(modules, server, images, timeout=1, transfer_timeout=10)
+    assert time.monotonic() - started >= 10
+    message = str(info.value)
+    assert "to mtd1 was interrupted after 0 of 98304 bytes" in message, message
+    assert "TimeoutError" in message and "\n" not in message
+    assert any(item.get("erasing") == "mtd1" for item in _log(server))
+    assert "REBOOT" not in _commands(server)
 
 
 def test_waits_for_the_short_ftp_window(modules, eva, images):
