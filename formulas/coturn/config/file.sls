@@ -32,8 +32,9 @@ coturn-config:
     - template: jinja
     - context:
         config: {{ config | json }}
-    - user: root
-    - group: turnserver
+    # Owner and group stay as the package's dpkg-statoverride sets them
+    # (root:turnserver): naming the group here would fail test mode on a host
+    # where the package (and its group) is not installed yet.
     - mode: "0640"
     - show_changes: false
     - check_cmd: {{ mapdata.checker }}
