@@ -372,7 +372,9 @@ def _property_value(value):
         return "true" if value else "false"
     value = str(value)
     if re.search(r"[\x00-\x1f\x7f]", value):
-        raise SaltInvocationError("a BBB property value must be one line without control characters")
+        raise SaltInvocationError(
+            "a BBB property value must be one line without control characters"
+        )
     # A backslash escapes in Java properties (at the end of a line it would
     # continue the value into the next key): write it escaped.  Java reads the
     # file as ISO-8859-1: escape everything beyond ASCII.

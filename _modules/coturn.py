@@ -67,11 +67,11 @@ def validate(mapdata):
                 )
     firewall = mapdata.get("firewall") or {}
     ssh = firewall.get("ssh_port")
-    if firewall.get("enabled") and isinstance(low, int) and isinstance(ssh, int):
-        if low <= ssh <= high:
-            raise SaltInvocationError(
-                f"coturn:firewall:ssh_port: {ssh} lies in the relay port range {low}-{high}"
-            )
+    in_range = isinstance(low, int) and isinstance(ssh, int) and low <= ssh <= high
+    if firewall.get("enabled") and in_range:
+        raise SaltInvocationError(
+            f"coturn:firewall:ssh_port: {ssh} lies in the relay port range {low}-{high}"
+        )
     return True
 
 

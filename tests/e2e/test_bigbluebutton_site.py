@@ -24,7 +24,8 @@ from tests.integration.test_bigbluebutton import FIXTURES
 TOKEN = "SiteDialToken4242"
 FS = "/opt/freeswitch/etc/freeswitch"
 SITE_PROPERTIES = """#
-# Use this file to override default entries in /usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties
+# Use this file to override default entries in
+# /usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties
 #
 
 bigbluebutton.web.serverURL=https://bbb.lab.test
@@ -98,8 +99,18 @@ def site(host_factory, tmp_path_factory):
     bare_after = snapshot(host)
     # BBB's files as the site has them
     for src, dest in FILES.items():
-        host.run("sh", "-c", f'mkdir -p "$(dirname {dest})" && cat > {dest}', input=(FIXTURES / src).read_text())
-    host.run("sh", "-c", "mkdir -p /etc/bigbluebutton && cat > /etc/bigbluebutton/bbb-web.properties", input=SITE_PROPERTIES)
+        host.run(
+            "sh",
+            "-c",
+            f'mkdir -p "$(dirname {dest})" && cat > {dest}',
+            input=(FIXTURES / src).read_text(),
+        )
+    host.run(
+        "sh",
+        "-c",
+        "mkdir -p /etc/bigbluebutton && cat > /etc/bigbluebutton/bbb-web.properties",
+        input=SITE_PROPERTIES,
+    )
     opus = f"{FS}/autoload_configs/opus.conf.xml"
     host.run("sed", "-i", 's/name="complexity" value="10"/name="complexity" value="8"/', opus)
     host.run("mkdir", "-p", f"{FS}/dialplan/public")
@@ -131,14 +142,16 @@ def test_bigbluebutton_coexists_with_site(site):
     assert not failed(site["first"]), failed(site["first"])
     props = host.run("cat", "/etc/bigbluebutton/bbb-web.properties").stdout.splitlines()
     site_lines = [
-        line for line in site["texts"]["/etc/bigbluebutton/bbb-web.properties"].splitlines()
+        line
+        for line in site["texts"]["/etc/bigbluebutton/bbb-web.properties"].splitlines()
         if not line.startswith(MANAGED)
     ]
     assert [line for line in props if not line.startswith(MANAGED)] == site_lines
     assert "allowStartStopRecording=false" in props  # the formula's key, edited in place
     assert props.index("allowStartStopRecording=false") == props.index("defaultMaxUsers=50") + 1
     opus = f"{FS}/autoload_configs/opus.conf.xml"
-    assert host.run("cat", opus).stdout == site["texts"][opus]  # use-dtx already 0; site's complexity kept
+    # use-dtx is 0 already: the file stays as the site tuned it (complexity 8)
+    assert host.run("cat", opus).stdout == site["texts"][opus]
     host.run("/usr/bin/xmllint", "--noout", f"{FS}/dialplan/public/dialin.xml")
     assert host.run("cat", "/root/bbb-restarts").stdout == "restart\n"
     assert not failed(site["second"]) and not changed(site["second"]), changed(site["second"])

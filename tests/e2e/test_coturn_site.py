@@ -225,7 +225,9 @@ def test_coturn_refuses_host_whose_input_filter_it_would_break(hosts, tmp_path_f
     files = snapshot(host)
     for test in (True, False):
         ret = host.apply("coturn", pillar_dir=pillar, test=test)
-        refusal = [v["comment"] for v in ret.values() if "coturn:firewall: refusing" in v["comment"]]
+        refusal = [
+            v["comment"] for v in ret.values() if "coturn:firewall: refusing" in v["comment"]
+        ]
         assert len(refusal) == 1, failed(ret)
         assert "\n" not in refusal[0]
         assert "table inet site chain input (input hook, policy drop, 3 rules)" in refusal[0]

@@ -199,7 +199,7 @@ def test_missing_secret_refused_before_anything(scratch):
 
 
 def test_broken_config_leaves_live_file(turn, scratch):
-    """A value the schema accepts but turnserver cannot use fails the checker; the live file stays."""
+    """A value the schema accepts but turnserver cannot use fails the checker; live file stays."""
     tmp_path = scratch("broken")
     live = turn["tmp"] / "turnserver.conf"
     before = live.read_text()
@@ -216,7 +216,11 @@ def test_broken_config_leaves_live_file(turn, scratch):
     ("key", "value", "message"),
     [
         ("denied_peer_ips", ["10.0.0.0-10.255.255.999"], "coturn:denied_peer_ips:0: "),
-        ("external_ip", "198.51.100.7\nallowed-peer-ip=10.0.0.0-10.255.255.255", "coturn:external_ip: "),
+        (
+            "external_ip",
+            "198.51.100.7\nallowed-peer-ip=10.0.0.0-10.255.255.255",
+            "coturn:external_ip: ",
+        ),
         ("external_ip", "1.2.3.300", "coturn:external_ip: '1.2.3.300' is not an IP address"),
         ("min_port", 60000, "coturn:min_port: 60000 is above coturn:max_port 50100"),
     ],

@@ -281,10 +281,22 @@ def test_property_writer_refuses_newlines_and_escapes_backslashes():
 @pytest.mark.parametrize(
     ("mapdata", "message"),
     [
-        ({"installer": {"enabled": True, "sha256": None}}, "bigbluebutton:installer:sha256: is missing"),
-        ({"dialin": {"enabled": True, "number": "12", "token": "Tok3nTok3n"}}, "bigbluebutton:dialin:number: '12'"),
-        ({"dialin": {"enabled": True, "number": "+49 711 123456"}}, "bigbluebutton:dialin:token: is missing"),
-        ({"mattermost": {"url": "https://chat.example.org"}}, "bigbluebutton:mattermost:token: is missing"),
+        (
+            {"installer": {"enabled": True, "sha256": None}},
+            "bigbluebutton:installer:sha256: is missing",
+        ),
+        (
+            {"dialin": {"enabled": True, "number": "12", "token": "Tok3nTok3n"}},
+            "bigbluebutton:dialin:number: '12'",
+        ),
+        (
+            {"dialin": {"enabled": True, "number": "+49 711 123456"}},
+            "bigbluebutton:dialin:token: is missing",
+        ),
+        (
+            {"mattermost": {"url": "https://chat.example.org"}},
+            "bigbluebutton:mattermost:token: is missing",
+        ),
         ({"restart_cmd": ["bbb-conf --restart; touch /tmp/x"]}, "bigbluebutton:restart_cmd:0: "),
         ({"restart_cmd": []}, "bigbluebutton:restart_cmd:0: "),
     ],

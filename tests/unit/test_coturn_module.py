@@ -35,7 +35,11 @@ DEFAULTS = yaml.safe_load((REPO / "formulas/coturn/parameters/defaults.yaml").re
         ("external-ip", "198.51.100.7", "external-ip=198.51.100.7"),
         ("denied-peer-ip", "10.0.0.0-10.255.255.255", "denied-peer-ip=10.0.0.0-10.255.255.255"),
         ("listening-port", 3478, "listening-port=3478"),
-        ("cert", "/etc/letsencrypt/live/t/fullchain.pem", "cert=/etc/letsencrypt/live/t/fullchain.pem"),
+        (
+            "cert",
+            "/etc/letsencrypt/live/t/fullchain.pem",
+            "cert=/etc/letsencrypt/live/t/fullchain.pem",
+        ),
     ],
 )
 def test_conf_line_writes_one_word_values(option, value, line):
@@ -101,7 +105,10 @@ needs_nft = pytest.mark.skipif(
 SITE_NO_INPUT = """
 table inet site {
   counter seen {}
-  chain forward_guard { type filter hook forward priority filter; policy accept; ip saddr 203.0.113.0/24 counter name seen drop; }
+  chain forward_guard {
+    type filter hook forward priority filter; policy accept;
+    ip saddr 203.0.113.0/24 counter name seen drop
+  }
   chain site_counts { ip daddr 192.0.2.1 counter; }
 }
 table inet labsalt_coturn {
