@@ -14,6 +14,8 @@ coturn-config-checker:
     - source: salt://{{ tpldir.split("/")[0] }}/files/turnserver-check.py
     - makedirs: true
     - mode: "0755"
+    - require:
+      - coturn: coturn-package
 
 # labsalt owns turnserver.conf (coturn reads one file, no includes); the
 # package's (or the site's) original is kept for coturn.clean.

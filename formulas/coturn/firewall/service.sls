@@ -31,6 +31,8 @@ coturn-firewall-unit:
 
         [Install]
         WantedBy=multi-user.target
+    - require:
+      - coturn: coturn-firewall-package
 
 coturn-firewall-service:
   service.running:
