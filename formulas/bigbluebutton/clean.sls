@@ -24,3 +24,13 @@ bigbluebutton-packages-removed:
     - pkgs: [libxml2-utils, ufw]
     - require:
       - bbb: bigbluebutton-firewall-sip-closed
+
+bigbluebutton-directories-pruned:
+  coturn.dirs_pruned:
+    - name: bigbluebutton
+    - dirs:
+      - {{ mapdata.paths.record.rsplit("/", 1)[0] }}
+      - {{ mapdata.paths.workdir }}
+    - require:
+      - coturn: bigbluebutton-packages-removed
+      - file: bigbluebutton-install-stamp-removed

@@ -167,6 +167,7 @@ def test_bigbluebutton_clean_leaves_the_site(site):
     assert unedited(after) == unedited(before), "\n".join(
         ["added:", *sorted(set(after) - set(before)), "gone:", *sorted(set(before) - set(after))]
     )
+    assert host.run("test", "-e", "/var/lib/labsalt", check=False).returncode != 0
     assert packages(host) == site["before"]["packages"]  # libxml2-utils purged again
     assert host.run("dpkg-query", "-W", "libxml2-utils", check=False).returncode != 0 or (
         "libxml2-utils" in site["before"]["packages"]
