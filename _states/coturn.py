@@ -158,6 +158,8 @@ def original_kept(name, backup, marker):
         return ret
     what = f"keep a copy of {name} in {backup}" if exists else f"note that {name} did not exist"
     if __opts__["test"]:
+        if not exists:  # the package may not be installed yet: it would bring the file
+            what = f"keep the {name} there is then (the package's) in {backup}, or note none"
         ret.update(result=None, changes={"original": backup}, comment=f"would {what}")
         return ret
     os.makedirs(os.path.dirname(backup), mode=0o700, exist_ok=True)
