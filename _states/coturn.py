@@ -222,3 +222,24 @@ def dirs_pruned(name, dirs):
     verb = "would remove" if __opts__["test"] else "removed"
     ret["comment"] = f"{verb} {', '.join(gone)}" if gone else "no empty directory left"
     return ret
+
+
+def restarted_if_running(name):
+    """
+    Restart service ``name`` if it is running (``systemctl try-restart``), e.g.
+    after clean gave the site's coturn its own config back; a service that is
+    stopped or not installed (purged by clean) is left as it is.  Meant for
+    ``onchanges``.
+    """
+    ret = _ret(name)
+    if not __salt__["service.available"](name) or not __salt__["service.status"](name):
+        ret["comment"] = f"{name} is not running here: left as it is"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, changes={"restarted": name}, comment=f"would restart {name}")
+        return ret
+    if not __salt__["service.restart"](name):
+        ret.update(result=False, comment=f"restarting {name} failed")
+        return ret
+    ret.update(changes={"restarted": name}, comment=f"restarted {name} with its config")
+    return ret

@@ -21,4 +21,5 @@ coturn-directories-pruned:
     - require:
       - coturn: coturn-package-removed
       - file: coturn-service-drop-in-removed
+      - coturn: coturn-service-site-config
       - file: coturn-config-checker-removed

@@ -236,3 +236,40 @@ def test_coturn_refuses_host_whose_input_filter_it_would_break(hosts, tmp_path_f
     assert host.run("nft", "list", "ruleset").stdout == ruleset
     assert snapshot(host) == files
     assert SECRET not in ruleset
+
+
+# The site ran coturn before labsalt, with a config of its own.
+SITE_TURNSERVER_CONF = """# the site's own TURN server
+listening-port=3478
+realm=site.example
+no-cli
+no-tls
+no-dtls
+"""
+
+
+def test_coturn_clean_gives_the_site_its_own_coturn_back(host_factory, tmp_path_factory):
+    # (the package set of test_bigbluebutton_conference's hosts: its image is cached)
+    host = host_factory.start("turnown", packages=["coturn", "nftables", "libxml2-utils"])
+    host.run("sh", "-c", "cat > /etc/turnserver.conf", input=SITE_TURNSERVER_CONF)
+    host.run("systemctl", "restart", "coturn")
+    pillar = write_pillar(tmp_path_factory.mktemp("coturn-own") / "pillar", host)
+    before = {"files": snapshot(host), "packages": packages(host)}
+    first = host.apply("coturn", pillar_dir=pillar)
+    assert not failed(first), failed(first)
+    assert "use-auth-secret" in host.run("cat", "/etc/turnserver.conf").stdout
+    totals, out = relay(host)
+    assert totals == ("10", "10"), out
+    cleaned = host.apply("coturn.clean", pillar_dir=pillar)
+    assert not failed(cleaned), failed(cleaned)
+    after = snapshot(host)
+    assert after == before["files"], "\n".join(
+        ["added:", *sorted(set(after) - set(before["files"]))]
+        + ["gone:", *sorted(set(before["files"]) - set(after))]
+    )
+    assert host.run("cat", "/etc/turnserver.conf").stdout == SITE_TURNSERVER_CONF
+    assert packages(host) == before["packages"]  # the site's coturn and nftables stay
+    assert host.run("systemctl", "is-active", "coturn").stdout.strip() == "active"
+    restarted = [v for v in cleaned.values() if v["__id__"] == "coturn-service-site-config"]
+    assert restarted and restarted[0]["changes"] == {"restarted": "coturn"}
+    assert host.run("nft", "list", "tables").stdout.strip() == ""

@@ -2,7 +2,6 @@
 
 include:
   - coturn.config.clean
-  - coturn.service.clean
   - coturn.firewall.clean
 
 # Only what labsalt installed (its record): coturn, nftables and their
@@ -13,5 +12,4 @@ coturn-package-removed:
     - pkgs: [{{ mapdata.package }}, nftables]
     - require:
       - coturn: coturn-config-original-restored
-      - service: coturn-service-dead
       - file: coturn-firewall-files-removed
