@@ -291,10 +291,11 @@ def argv_run(name, argv):
     return ret
 
 
-def ufw_allowed(name):
+def ufw_allowed(name, record=None):
     """
     Allow ``name`` (``5060/tcp``) in UFW, unless ``ufw show added`` lists it
-    already.  No shell; test mode only reads.
+    already; a rule it added goes to ``record`` (one a line), so that
+    ``bbb.ufw_removed`` deletes only that.  No shell; test mode only reads.
     """
     ret = _ret(name)
     if f"allow {name}" in __salt__["bbb.ufw_rules"]():
@@ -307,13 +308,23 @@ def ufw_allowed(name):
     if done["retcode"] != 0:
         ret.update(result=False, comment=f"ufw allow {name} failed: {done['output']}")
         return ret
+    if record:
+        __salt__["coturn.write_record"](record, [*__salt__["coturn.read_record"](record), name])
     ret.update(changes={"ufw": f"allow {name}"}, comment=f"ufw allows {name}")
     return ret
 
 
-def ufw_removed(name):
-    """Delete the UFW rule ``allow name`` if ``ufw show added`` lists it (no shell)."""
+def ufw_removed(name, record=None):
+    """
+    Delete the UFW rule ``allow name`` (no shell) if ``ufw show added`` lists it
+    and, with ``record``, only if ``bbb.ufw_allowed`` recorded adding it: a rule
+    the site had stays.
+    """
     ret = _ret(name)
+    recorded = __salt__["coturn.read_record"](record) if record else [name]
+    if name not in recorded:
+        ret["comment"] = f"ufw allow {name} was not added by labsalt: left as it is"
+        return ret
     if f"allow {name}" not in __salt__["bbb.ufw_rules"]():
         ret["comment"] = f"no ufw rule allow {name}"
         return ret
@@ -324,5 +335,11 @@ def ufw_removed(name):
     if done["retcode"] != 0:
         ret.update(result=False, comment=f"ufw delete allow {name} failed: {done['output']}")
         return ret
+    if record:
+        rest = [rule for rule in recorded if rule != name]
+        if rest:
+            __salt__["coturn.write_record"](record, rest)
+        else:
+            os.unlink(record)
     ret.update(changes={"ufw": f"delete allow {name}"}, comment=f"deleted ufw allow {name}")
     return ret

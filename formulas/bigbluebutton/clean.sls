@@ -11,6 +11,7 @@ bigbluebutton-dialin-plan-removed:
 bigbluebutton-firewall-sip-closed:
   bbb.ufw_removed:
     - name: {{ mapdata.dialin.sip_port }}/tcp
+    - record: {{ mapdata.paths.record.rsplit("/", 1)[0] }}/ufw-rules
 
 bigbluebutton-install-stamp-removed:
   file.absent:

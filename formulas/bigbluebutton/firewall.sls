@@ -11,6 +11,7 @@ bigbluebutton-firewall-ufw:
 bigbluebutton-firewall-sip:
   bbb.ufw_allowed:
     - name: {{ rule }}
+    - record: {{ mapdata.paths.record.rsplit("/", 1)[0] }}/ufw-rules
     - require:
       - coturn: bigbluebutton-firewall-ufw
 {%- else %}

@@ -2,12 +2,13 @@
 bigbluebutton on a seasoned host (issue 16), over salt-ssh.  BigBlueButton needs
 Ubuntu, so the host carries BBB's default files (tests/fixtures/bbb) with the
 site's own changes in them, as a running BBB would: properties the formula does
-not manage in bbb-web.properties, a site-tuned FreeSWITCH parameter.
+not manage in bbb-web.properties, a site-tuned FreeSWITCH parameter, and UFW
+with a rule of the site's.
 
 First, on the bare host (no BBB files yet, nothing pre-installed), ``--test``
 with the installer enabled predicts every state instead of failing (issue 15).
 Then the formula is applied with the installer disabled (BBB "installed by
-other means"): the site's lines stay as they were, in their order, xmllint is
+other means") and dial-in's SIP rule: the site's lines and UFW rule stay, xmllint is
 installed by the formula for the dial plan's check, the restart runs once, a
 second apply changes nothing; ``bigbluebutton.clean`` removes the dial plan and
 the formula's own state, purges the libxml2-utils it installed, and leaves
@@ -57,7 +58,7 @@ EDITED = (
 )
 
 
-def write_pillar(path, installer):
+def write_pillar(path, installer, firewall=False):
     path.mkdir()
     (path / "top.sls").write_text("base:\n  '*':\n    - bbb\n")
     bbb = {
@@ -65,7 +66,7 @@ def write_pillar(path, installer):
         "email": "admin@lab.test",
         "installer": installer,
         "webhooks": False,
-        "firewall": {"enabled": False},
+        "firewall": {"enabled": firewall},
         "dialin": {"enabled": True, "number": "+49 711 12345678", "token": TOKEN},
         "api": {"verify": False},
         "restart_cmd": ["sh", "-c", "echo restart >> /root/bbb-restarts"],
@@ -88,7 +89,9 @@ def unedited(listing):
 
 @pytest.fixture(scope="module")
 def site(host_factory, tmp_path_factory):
-    host = host_factory.start("bbbsite")
+    # The site uses UFW (as bbb-install -w sets it up) with a rule of its own.
+    host = host_factory.start("bbbsite", packages=["ufw"])
+    host.run("ufw", "allow", "8080/tcp")
     tmp = tmp_path_factory.mktemp("bbb-site")
     bare_pillar = write_pillar(
         tmp / "bare",
@@ -114,7 +117,7 @@ def site(host_factory, tmp_path_factory):
     opus = f"{FS}/autoload_configs/opus.conf.xml"
     host.run("sed", "-i", 's/name="complexity" value="10"/name="complexity" value="8"/', opus)
     host.run("mkdir", "-p", f"{FS}/dialplan/public")
-    pillar = write_pillar(tmp / "pillar", {"enabled": False})
+    pillar = write_pillar(tmp / "pillar", {"enabled": False}, firewall=True)
     before = {"files": snapshot(host), "packages": packages(host)}
     texts = {path: host.run("cat", path).stdout for path in EDITED + (opus,)}
     first = host.apply("bigbluebutton", pillar_dir=pillar)
@@ -154,6 +157,8 @@ def test_bigbluebutton_coexists_with_site(site):
     assert host.run("cat", opus).stdout == site["texts"][opus]
     host.run("/usr/bin/xmllint", "--noout", f"{FS}/dialplan/public/dialin.xml")
     assert host.run("cat", "/root/bbb-restarts").stdout == "restart\n"
+    rules = host.run("ufw", "show", "added").stdout
+    assert "ufw allow 5060/tcp" in rules and "ufw allow 8080/tcp" in rules
     assert not failed(site["second"]) and not changed(site["second"]), changed(site["second"])
     assert host.run("cat", "/root/bbb-restarts").stdout == "restart\n"
 
@@ -169,6 +174,8 @@ def test_bigbluebutton_clean_leaves_the_site(site):
     )
     assert host.run("test", "-e", "/var/lib/labsalt", check=False).returncode != 0
     assert packages(host) == site["before"]["packages"]  # libxml2-utils purged again
+    rules = host.run("ufw", "show", "added").stdout
+    assert "ufw allow 8080/tcp" in rules and "5060" not in rules  # the site's rule stays
     assert host.run("dpkg-query", "-W", "libxml2-utils", check=False).returncode != 0 or (
         "libxml2-utils" in site["before"]["packages"]
     )
