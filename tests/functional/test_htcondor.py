@@ -272,8 +272,13 @@ def test_package_install_predicts_repository_and_package(modules):
     by_id = {v["__id__"]: v for v in ret.values()}
     repo = by_id["htcondor-package-repo"]
     assert repo["result"] is None
-    assert "research.cs.wisc.edu/htcondor/repo/debian/24.x" in repo["comment"]
-    assert "signed-by=/usr/share/keyrings/htcondor-archive-keyring.gpg" in repo["comment"]
+    sources = "/etc/apt/sources.list.d/labsalt-htcondor.list"
+    assert repo["name"] == sources
+    assert not os.path.exists(sources)
+    keyring = by_id["htcondor-package-keyring"]
+    assert keyring["name"] == "/usr/share/keyrings/labsalt-htcondor-archive-keyring.asc"
+    assert keyring["result"] is None
+    assert not os.path.exists(keyring["name"])
     package = by_id["htcondor-package"]
     assert package["result"] is None
     assert "condor" in package["comment"]
