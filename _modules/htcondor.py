@@ -27,6 +27,45 @@ def __virtual__():
     return __virtualname__
 
 
+KEY_SOURCE = re.compile(
+    r"https?://[A-Za-z0-9.:@\[\]_-]+(/[A-Za-z0-9_.~%+=,:@/-]*)?"
+    r"|salt://[A-Za-z0-9_.+/-]+"
+    r"|/[A-Za-z0-9_.+/-]+"
+)
+
+
+def validate(params):
+    """
+    The checks the schema cannot say in one line (``validator: htcondor.validate``):
+    ``repo:key_url`` is an http(s):// URL, a salt:// URL or an absolute path,
+    without '..', quotes, spaces or shell characters; ``repo:keyring`` names
+    its form (``.asc`` armored, ``.gpg`` binary).  Reads nothing from the system.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call htcondor.validate "$(salt-call --out=json labsalt.mapdata htcondor)"
+    """
+    repo = (params or {}).get("repo") or {}
+    source = repo.get("key_url")
+    if source is not None:
+        shown = repr(source) if len(repr(source)) <= 60 else repr(source)[:50] + "...'"
+        parts = re.split(r"/+", source.split("://", 1)[-1])
+        if not KEY_SOURCE.fullmatch(source) or ".." in parts or "." in parts:
+            raise SaltInvocationError(
+                f"htcondor:repo:key_url: {shown} is not an http(s):// URL, a salt:// URL or "
+                "an absolute path (letters, digits, _ . / + - only; no '..')"
+            )
+    keyring = repo.get("keyring")
+    if keyring is not None and not re.fullmatch(r"/[A-Za-z0-9_.+/-]+\.(asc|gpg)", keyring):
+        raise SaltInvocationError(
+            f"htcondor:repo:keyring: {keyring!r} must end in .asc (armored) or .gpg (binary), "
+            "the form apt reads it in"
+        )
+    return True
+
+
 def _crc24(data):
     crc = 0xB704CE
     for byte in data:
