@@ -8,12 +8,14 @@ htcondor-config-files-absent:
       - {{ mapdata.libexec_dir }}/condor-job-wrapper
       - {{ mapdata.libexec_dir }}/condor-config-check
 
-# Our script directory, when nothing else is left in it (list arguments, no shell).
+# Our script directory and its parents up to the first one that holds anything
+# else (makedirs created /usr/local/libexec on Debian); list arguments, no shell.
 htcondor-config-libexec-absent:
   module.run:
     - cmd.run_all:
       - cmd:
         - rmdir
+        - --parents
         - --ignore-fail-on-non-empty
         - {{ mapdata.libexec_dir }}
       - python_shell: false
