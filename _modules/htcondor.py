@@ -81,9 +81,7 @@ def dearmor(text):
     """The binary OpenPGP packets of an ASCII-armored public key block."""
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
-    match = re.search(
-        re.escape(ARMOR_BEGIN) + r"\r?\n(.*?)" + re.escape(ARMOR_END), text, re.S
-    )
+    match = re.search(re.escape(ARMOR_BEGIN) + r"\r?\n(.*?)" + re.escape(ARMOR_END), text, re.S)
     if not match:
         raise CommandExecutionError("not an ASCII-armored OpenPGP public key block")
     body = match.group(1).replace("\r", "")
@@ -129,10 +127,7 @@ def _is_public_key_packet(data):
 def keyring_bytes(data, keyring):
     """``data`` (armored or binary key) in the form apt reads from ``keyring``'s name."""
     text = data[:4096].decode("ascii", "replace")
-    if ARMOR_BEGIN in text:
-        binary = dearmor(data)
-    else:
-        binary = data
+    binary = dearmor(data) if ARMOR_BEGIN in text else data
     if not _is_public_key_packet(binary):
         raise CommandExecutionError("the key file is not an OpenPGP public key (armored or binary)")
     return armor(binary) if keyring.endswith(".asc") else binary
@@ -194,7 +189,9 @@ def install_keyring(keyring, source, key_sha256=None, saltenv="base"):
         with open(path, "rb") as handle:
             data = handle.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
-        raise CommandExecutionError(f"cannot read the repository key {source}: {exc.strerror}")
+        raise CommandExecutionError(
+            f"cannot read the repository key {source}: {exc.strerror}"
+        ) from exc
     if len(data) > MAX_KEY_BYTES:
         raise CommandExecutionError(f"the repository key {source} is larger than 1 MiB")
     if key_sha256 and _sha256(data) != key_sha256.lower():

@@ -56,7 +56,9 @@ def _predict_without(name, what, plan_kwargs):
             return {"name": name, "result": False, "changes": {}, "comment": str(exc)}
         if info["state"] == "unknown":
             ret["result"] = False
-            ret["comment"] = f"{name}: the located bytes {info['bytes']} are neither original nor patched"
+            ret["comment"] = (
+                f"{name}: the located bytes {info['bytes']} are neither original nor patched"
+            )
             return ret
         if not info["known_build"] and not plan_kwargs.get("allow_unknown"):
             ret["result"] = False

@@ -13,7 +13,9 @@ import pytest
 from tests.support import states
 
 CONF = "/etc/openmpi/openmpi-mca-params.conf"
-SITE_LINES = "\n# site: keep MPI on the loopback in this lab\nbtl_tcp_if_include = lo\nmpi_param_check = 0\n"
+SITE_LINES = (
+    "\n# site: keep MPI on the loopback in this lab\nbtl_tcp_if_include = lo\nmpi_param_check = 0\n"
+)
 SITE_PROFILE = "/etc/profile.d/site-modules.sh"
 SITE_PROFILE_TEXT = "# the site's environment modules\nexport SITE_MODULES=/opt/site/modules\n"
 PILLAR = {"openmpi": {"policy": "core"}}

@@ -318,7 +318,9 @@ def _fingerprints(path):
 
 @pytest.mark.parametrize("source_form", ["armored", "binary"])
 @pytest.mark.parametrize("keyring_name", ["key.asc", "key.gpg"])
-def test_keyring_in_the_form_its_name_says(modules, signing_key, tmp_path, source_form, keyring_name):
+def test_keyring_in_the_form_its_name_says(
+    modules, signing_key, tmp_path, source_form, keyring_name
+):
     armored, binary, fingerprints = signing_key
     source = armored if source_form == "armored" else binary
     keyring = tmp_path / "keyrings" / keyring_name

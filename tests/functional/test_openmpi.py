@@ -159,7 +159,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_rendered_files_per_topology(modules, monkeypatch, topologies, snapshots, root, case):
+def test_rendered_files_per_topology(  # noqa: PLR0917  (pytest fixtures)
+    modules, monkeypatch, topologies, snapshots, root, case
+):
     kind, settings, profile, policy = CASES[case]
     use_topology(monkeypatch, topologies[kind])
     pillar = pillar_for(root, topology_root=str(snapshots[kind]), **settings)
@@ -204,7 +206,10 @@ def test_openmpi5_gets_prrte_names(modules, monkeypatch, topologies, snapshots, 
 def test_params_file_parsed_back_by_ompi_info(modules, monkeypatch, topologies, snapshots, root):
     use_topology(monkeypatch, topologies["die"])
     pillar = pillar_for(
-        root, topology_root=str(snapshots["die"]), policy="numa", mca_params={"mpi_param_check": "0"}
+        root,
+        topology_root=str(snapshots["die"]),
+        policy="numa",
+        mca_params={"mpi_param_check": "0"},
     )
     assert_ok(modules.state.apply("openmpi", pillar=pillar).raw)
     mca = root / "etc/openmpi/openmpi-mca-params.conf"
@@ -264,7 +269,7 @@ def in_namespace(root, script):
     )
 
 
-def test_login_and_non_login_shells_see_the_policy(
+def test_login_and_non_login_shells_see_the_policy(  # noqa: PLR0917  (pytest fixtures)
     modules, monkeypatch, topologies, snapshots, root, program
 ):
     """The patched setup end to end: policy numa, singleton patch on, fake Die topology."""

@@ -409,7 +409,9 @@ def test_stale_backup_temp_is_removed_and_backup_kept(tmp_path, backups):
 
 def test_backup_dir_next_to_the_library_does_not_deadlock(tmp_path):
     lib = lab.build_so(tmp_path, "lib")
-    done = elfpatch.apply(str(lib), RECIPE, value="Die", allow_unknown=True, backup_dir=str(tmp_path))
+    done = elfpatch.apply(
+        str(lib), RECIPE, value="Die", allow_unknown=True, backup_dir=str(tmp_path)
+    )
     assert done["changed"] and os.path.dirname(done["backup"]) == str(tmp_path)
 
 

@@ -5,7 +5,8 @@ Check an openmpi-mca-params.conf candidate before it replaces the live file:
 every line is a comment or "name = value", OpenMPI (ompi_info) knows every
 name, and no name is set twice (a parameter in labsalt's block that the
 distribution or the site also sets elsewhere in the file: one must go, and
-that is for the admin to decide).  Usage: labsalt-check-mca-params FILE; exit 1 with one line per problem.
+that is for the admin to decide).
+Usage: labsalt-check-mca-params FILE; exit 1 with one line per problem.
 """
 
 import re
