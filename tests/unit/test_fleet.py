@@ -42,6 +42,11 @@ def test_non_json_output_is_an_error():
         ),
         ({"retcode": 1, "stderr": "Traceback ...\nKeyError: 'x'", "stdout": ""}, True, "error", ""),
         (True, False, "ok", ""),
+        # a state run whose return is none of the known shapes is never "ok"
+        ("Pillar failed to render with the following messages:", True, "error", "unrecognised"),
+        ({"x": {"comment": "no result key"}}, True, "error", "unrecognised return"),
+        (None, True, "error", "unrecognised return: None"),
+        (True, True, "error", "unrecognised return: True"),
     ],
 )
 def test_classify(ret, state_run, status, note):
