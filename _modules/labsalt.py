@@ -240,6 +240,34 @@ def _selected(minion_id, pillar_data, saltenv):
     return names, []
 
 
+_ROLE = re.compile(r"I@labsalt:roles:([A-Za-z0-9_-]+)")
+_SKIP = re.compile(r"I@labsalt:skip:([A-Za-z0-9_-]+)")
+
+
+def roles_schema(saltenv="base"):
+    """
+    The schema of the ``labsalt:`` pillar (roles and skip), with the role and
+    formula names the top file knows: a typo in a role would otherwise select
+    nothing, silently.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call labsalt.roles_schema
+    """
+    top = _read_formula_file("", "top.sls", saltenv) or ""
+    roles = sorted(set(_ROLE.findall(top)))
+    skippable = sorted(set(_SKIP.findall(top)))
+    return {
+        "type": "dict",
+        "keys": {
+            "roles": {"type": "list", "items": {"type": "str", "one_of": roles}},
+            "skip": {"type": "list", "items": {"type": "str", "one_of": skippable}},
+        },
+    }
+
+
 def check_formulas(states=None, ids=None, saltenv="base", show=False, show_secrets=False):
     """
     Check the pillar against the schemas (and validators) of the formulas a run
@@ -292,6 +320,12 @@ def check_formulas(states=None, ids=None, saltenv="base", show=False, show_secre
                 if name not in names:
                     names.append(name)
         else:
+            if "labsalt" in pillar_data:
+                problems = check_schema(pillar_data["labsalt"], roles_schema(saltenv), "labsalt")
+                for problem in problems:
+                    add(problem, minion_id)
+                if problems:
+                    continue
             try:
                 names, top_errors = _selected(minion_id, pillar_data, saltenv)
             except Exception as exc:  # noqa: BLE001
