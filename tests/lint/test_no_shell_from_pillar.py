@@ -246,7 +246,7 @@ FLAGGED = {
     "cmd-run-name": "x:\n  cmd.run:\n    - name: rm -rf {{ mapdata.conf }}\n    - python_shell: False\n",  # noqa: E501
     "cmd-run-id": "rm -f {{ pillar['x'] }}:\n  cmd.run\n",
     "cmd-run-id-block": "systemctl restart {{ svc }}:\n  cmd.run:\n    - onchanges: []\n",
-    "check-cmd-args": "x:\n  file.managed:\n    - check_cmd: /usr/bin/check -f {{ mapdata.conf }}\n",
+    "check-cmd-args": "x:\n  file.managed:\n    - check_cmd: /usr/bin/check -f {{ mapdata.conf }}\n",  # noqa: E501
     "check-cmd-not-abspath": "x:\n  file.managed:\n    - check_cmd: {{ mapdata.conf }}\n",
     "check-cmd-filtered": "x:\n  file.managed:\n    - check_cmd: {{ mapdata.checker | default('x') }}\n",  # noqa: E501
     "jinja-cmd-run": "{%- set out = salt['cmd.run']('lsblk ' ~ mapdata.conf) %}\n",
