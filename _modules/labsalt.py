@@ -354,6 +354,33 @@ def check_formulas(states=None, ids=None, saltenv="base", show=False, show_secre
     return result
 
 
+def apply_checked(mods=None, test=None, **kwargs):
+    """
+    ``state.apply`` preceded by ``check_formulas`` in the same process: when the
+    pillar breaks a schema (or a validator) of a formula this run would render,
+    nothing is rendered, the return is a one-item list with the first problem
+    (and how many more there are), and the exit code is 2.  What ``labsalt
+    apply`` runs: one Salt start-up for the check and the run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call labsalt.apply_checked htcondor test=True
+    """
+    states = [s for s in mods.split(",") if s] if isinstance(mods, str) else list(mods or [])
+    result = check_formulas(states=states or None)
+    errors = result["errors"]
+    if errors:
+        __context__["retcode"] = 2
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return [errors[0] + more]
+    passed = {k: v for k, v in kwargs.items() if not k.startswith("__")}
+    if test is not None:
+        passed["test"] = test
+    return __salt__["state.apply"](*([",".join(states)] if states else []), **passed)
+
+
 # --------------------------------------------------------------------------- schema
 
 _TYPES = {

@@ -1,10 +1,12 @@
 """
-labsalt's default outputter for state runs: Salt's ``highstate`` outputter, except
-that a run that failed to render prints each distinct error once, as one line
-``labsalt: <error>`` on stderr, instead of one block per SLS that included the
-broken one, each with its Jinja context.
+labsalt's outputter for state runs: a run that failed its pillar check or failed
+to render prints each distinct error once, as one line ``labsalt: <error>`` on
+stderr (instead of one block per SLS that included the broken one, each with its
+Jinja context); anything else goes to the outputter named in ``LABSALT_OUT``
+(what the user asked ``labsalt`` for: json, yaml, ...), by default ``highstate``.
 """
 
+import os
 import re
 import sys
 
@@ -62,6 +64,7 @@ def output(data, **kwargs):
                 sys.stderr.write(f"labsalt: {host + ': ' if hosts else ''}{line}\n")
         sys.stderr.flush()
         return ""
-    # out_format would pick opts["output"] (this outputter) again: name highstate
-    opts = dict(__opts__, output="highstate")  # noqa: F821
-    return salt.output.out_format(data, "highstate", opts, **kwargs)
+    out = os.environ.get("LABSALT_OUT") or "highstate"
+    # out_format would pick opts["output"] (this outputter) again: name the real one
+    opts = dict(__opts__, output=out)  # noqa: F821
+    return salt.output.out_format(data, out, opts, **kwargs)

@@ -11,6 +11,7 @@ import argparse
 import fnmatch
 import importlib
 import json
+import os
 import pkgutil
 import re
 import shutil
@@ -76,6 +77,10 @@ def _stream_progress(proc, progress=True, level="INFO"):
     """
     shown = LEVELS.index(level) if level in LEVELS else len(LEVELS)  # quiet: nothing
     for line in proc.stderr:
+        if line.startswith("labsalt: "):  # the labsalt outputter's error lines
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            continue
         level = line.split(" ", 1)[0]
         if level not in LEVELS:
             continue  # continuation of a multi-line record
@@ -108,12 +113,13 @@ def _levels(progress, log_level):
     return salt_level.lower(), wanted
 
 
-def run_salt(cmd, progress, log_level=None):
+def run_salt(cmd, progress, log_level=None, out=None):
     """Run a Salt command; stdout passes through untouched, stderr carries progress."""
     salt_level, wanted = _levels(progress, log_level)
     cmd = [*cmd, "--log-level", salt_level]
+    env = dict(os.environ, LABSALT_OUT=out) if out else None
     with subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, bufsize=1
+        cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, bufsize=1, env=env
     ) as proc:
         _stream_progress(proc, progress, wanted)
         return proc.wait()
@@ -177,8 +183,8 @@ class ExtraPillar:
         self.path.unlink(missing_ok=True)
 
 
-def _state_args(args):
-    fun = ["state.apply"]
+def _state_args(args, fun="state.apply"):
+    fun = [fun]
     if args.states:
         fun.append(",".join(args.states))
     if args.test:
@@ -231,11 +237,13 @@ def _last_words(text):
 def cmd_apply(args):
     root, conf = _common(args)
     check_states(root, args.states)
+    # One salt-call checks the pillar of the formulas this run renders (the same
+    # merge, schema and validators as rendering) and then applies them; errors
+    # and render failures come out as one line each through the labsalt outputter.
+    cmd = [salt_bin("salt-call"), "-c", str(conf), "--local", "--retcode-passthrough"]
+    cmd += ["--out", "labsalt", *_state_args(args, "labsalt.apply_checked")]
     with ExtraPillar(conf, _read_extra_pillar(args)):
-        precheck(conf, args.states)
-        cmd = [salt_bin("salt-call"), "-c", str(conf), "--local", "--retcode-passthrough"]
-        cmd += (_output(args) or ["--out", "labsalt"]) + _state_args(args)
-        return run_salt(cmd, progress=not args.quiet, log_level=args.log_level)
+        return run_salt(cmd, progress=not args.quiet, log_level=args.log_level, out=args.out)
 
 
 def roster_targets(roster, target, target_type=None):
