@@ -65,7 +65,8 @@ LEVELS = ("GARBAGE", "TRACE", "DEBUG", "PROFILE", "INFO", "WARNING", "ERROR", "C
 # Salt logs a render failure once per SLS that includes the broken one, with its
 # Jinja context; labsalt's outputter prints each distinct error once instead.
 RENDER_FAILED = re.compile(
-    r"^\w+ Rendering SLS '[^']*' failed|^\w+ Template was specified incorrectly"
+    r"^\w+ (Rendering SLS '[^']*' failed|Rendering exception occurred"
+    r"|Template was specified incorrectly)"
 )
 
 
