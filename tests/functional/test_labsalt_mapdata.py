@@ -81,8 +81,8 @@ def test_check_formulas_of_named_states_shows_masked_mapdata(modules, minion_id)
     assert ret["mapdata"]["sample"] == modules.labsalt.mapdata("sample")
 
 
-def test_check_formulas_reports_what_mapdata_raises(modules, tmp_path):
-    # the same merge and schema as the render: a pillar override seen by both
+def test_render_rejects_what_the_schema_rejects(modules):
+    # the render runs the same mapdata merge and schema as check_formulas
     bad = {"sample": {"path": "relative/path"}}
     ret = modules.state.apply("sample", pillar=bad, test=True)
     render_errors = " ".join(ret.raw) if isinstance(ret.raw, list) else str(ret.raw)
