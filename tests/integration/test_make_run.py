@@ -135,3 +135,20 @@ def test_module_planted_in_system_extmods_is_not_loaded(tmp_path):
     assert proc.returncode == 0, output[-3000:]
     assert "ID: htcondor-config-slots" in proc.stdout
     assert "/tmp/labsalt-planted-ran" not in written
+
+
+def test_install_deps_runs_no_apt_when_nothing_is_missing(tmp_path):
+    # every package of make run's list is installed on this machine (make venv
+    # needed them): install-deps must not touch apt at all, not even `apt-get update`
+    calls = tmp_path / "calls"
+    for tool in ("apt-get", "apt"):
+        fake = tmp_path / tool
+        fake.write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+        fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "install-deps"), "base"],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not calls.exists(), calls.read_text()
