@@ -118,13 +118,20 @@ def mapdata(*args, **kwargs):
 """
 
 
-def test_module_planted_in_system_extmods_is_not_loaded(tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [["mapdata", "htcondor"], ["apply", "htcondor", "--test"]],
+    ids=["mapdata", "apply-test"],
+)
+def test_module_planted_in_system_extmods_is_not_loaded(tmp_path, command):
+    # mapdata syncs nothing: with Salt's default extension_modules it loaded the
+    # planted copy in preference to the checkout's _modules/labsalt.py
     planted = tmp_path / "planted.py"
     planted.write_text(PLANTED)
     extmods = "/var/cache/salt/minion/extmods/modules"
     conf = tmp_path / "conf"
     proc, written = hostile.run_isolated(
-        [str(LABSALT), "apply", "htcondor", "--test", "--pillar", str(REPO / "pillar.example")],
+        [str(LABSALT), *command, "--pillar", str(REPO / "pillar.example")],
         env=_env(conf),
         setup=f"mkdir -p {extmods} && cp {planted} {extmods}/labsalt.py "
         f"&& cp {planted} {extmods}/topology.py",
@@ -133,7 +140,10 @@ def test_module_planted_in_system_extmods_is_not_loaded(tmp_path):
     output = proc.stdout + proc.stderr
     assert "PLANTED" not in output
     assert proc.returncode == 0, output[-3000:]
-    assert "ID: htcondor-config-slots" in proc.stdout
+    if command[0] == "mapdata":
+        assert "slots:" in proc.stdout
+    else:
+        assert "ID: htcondor-config-slots" in proc.stdout
     assert "/tmp/labsalt-planted-ran" not in written
 
 
