@@ -332,6 +332,8 @@ def check_formulas(states=None, ids=None, saltenv="base", show=False, show_secre
                 names, top_errors = [], [f"top file: {_one_line(exc)}"]
             for error in top_errors:
                 add(error, minion_id)
+        # an SLS tree without parameters/ (no mapdata, no schema) has nothing to check
+        names = [name for name in names if _formula_exists(name, saltenv)]
         selected[minion_id] = names
         for formula in names:
             try:

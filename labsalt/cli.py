@@ -357,6 +357,8 @@ def cmd_mapdata(args):
         )
     with ExtraPillar(conf, _read_extra_pillar(args)):
         ret = precheck(conf, [args.formula], show=True, show_secrets=args.show_secrets)
+    if args.formula not in ret.get("mapdata", {}):
+        raise LabsaltError(f"formula '{args.formula}' has no parameters/defaults.yaml")
     data = {"local": ret["mapdata"][args.formula]}
     if args.out == "json":
         print(json.dumps(data, indent=4, sort_keys=True))
