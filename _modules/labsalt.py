@@ -310,8 +310,12 @@ def check_formulas(states=None, ids=None, saltenv="base", show=False, show_secre
             continue
         pillar_errors = pillar_data.get("_errors")
         if pillar_errors:
+            log_file = __opts__.get("log_file", "Salt's log")
             for error in pillar_errors if isinstance(pillar_errors, list) else [pillar_errors]:
-                add(f"pillar: {_one_line(error)}", minion_id)
+                line = _one_line(error).replace(
+                    "Please see master log for details.", f"(details in {log_file})"
+                )
+                add(f"pillar: {line}", minion_id)
             continue
         if states:
             names = []

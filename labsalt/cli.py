@@ -66,7 +66,7 @@ LEVELS = ("GARBAGE", "TRACE", "DEBUG", "PROFILE", "INFO", "WARNING", "ERROR", "C
 # Jinja context; labsalt's outputter prints each distinct error once instead.
 RENDER_FAILED = re.compile(
     r"^\w+ (Rendering SLS '[^']*' failed|Rendering exception occurred"
-    r"|Template was specified incorrectly)"
+    r"|Template was specified incorrectly|Pillar render error)"
 )
 
 

@@ -330,3 +330,14 @@ def test_config_files_are_replaced_atomically(tmp_path, monkeypatch):
     assert (conf / "minion").stat().st_ino != first  # a new file renamed over the old
     assert "id: two" in (conf / "minion").read_text()
     assert not list(conf.glob(".*.tmp"))
+
+
+def test_templated_pillar_that_fails_to_render_is_one_line(confdir, tmp_path):
+    # labsalt cannot parse a Jinja pillar file itself: Salt renders it, the pre-check
+    # reports the failure once and nothing else is rendered
+    pillar = tmp_path / "pillar"
+    pillar.mkdir()
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - probe\n")
+    (pillar / "probe.sls").write_text("{% set x = 1 %}\nprobe:\n  port: [unclosed\n")
+    proc = labsalt("apply", "probe", "--test", "--pillar", pillar, env=confdir)
+    assert_one_clear_error(proc, "pillar: Rendering SLS 'probe' failed", "salt.log")
