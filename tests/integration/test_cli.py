@@ -306,17 +306,31 @@ def test_pillar_file_from_stdin_never_reaches_a_command_line(tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        proc = subprocess.run(
-            [str(LABSALT), "apply", "probe", "--test", "--out", "json", "-q",
-             "--pillar", str(SUITE / "pillar.example"), "--pillar-file", "-"],
-            input=yaml.safe_dump({"probe": {"greeting": SECRET}}),
-            capture_output=True, text=True, check=False, env=env, timeout=300,
-        )  # fmt: skip
+        procs = [
+            subprocess.run(
+                [
+                    str(LABSALT),
+                    *command,
+                    "--pillar",
+                    str(SUITE / "pillar.example"),
+                    "--pillar-file",
+                    "-",
+                ],
+                input=yaml.safe_dump({"probe": {"greeting": SECRET}}),
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+                timeout=300,
+            )  # fmt: skip
+            for command in (["apply", "probe", "--test", "-q"], ["mapdata", "probe"])
+        ]
     finally:
         done.set()
         watcher.join()
-    assert proc.returncode == 0, proc.stderr
-    assert SECRET in proc.stdout  # the pillar was used: the page would hold it
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(procs[1].stdout)["local"]["greeting"] == SECRET  # it was used
     assert seen == []
     assert modes <= {0o600}
     assert not extra.exists()  # removed when the run ended
