@@ -4,3 +4,4 @@ include:
   - .service.running
   - .config.file
   - .samba.dnsupdate
+  - .verify
