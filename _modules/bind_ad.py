@@ -1324,7 +1324,7 @@ def verify_checks(params):
     checks = [f"named answers on {server}#{port}"]
     if plan_["mode"] != "forward":
         checks.append(f"{domain} SOA (authoritative)")
-        checks.append(f"referrals with glue for {', '.join(_subtrees(params))}")
+        checks.append(f"referrals to the DCs for {', '.join(_subtrees(params))}")
         if params.get("srv_names", "cname") == "cname":
             checks.append("SRV CNAMEs into _msdcs and _kpasswd SRV")
         checks.append("each DC's address")
@@ -1348,8 +1348,8 @@ def verify(params):
     Use the running named the way its clients do, after the run: query it at
     its own listen address (:func:`verify_server`) with dig, and nothing else
     over DNS.  Checked without the DCs: the zone's SOA answered
-    authoritatively, the referrals for the delegated subtrees (NS to every DC,
-    with each DC's address as glue), the SRV CNAMEs into ``_msdcs`` and the
+    authoritatively, the referrals for the delegated subtrees (NS to every DC;
+    an address added to them must be the DC's), the SRV CNAMEs into ``_msdcs`` and the
     ``_kpasswd`` SRV records, each DC's A/AAAA.  Each DC is probed by a TCP
     connection on 53 and 88 (a short timeout): one that does not answer is
     named in ``warnings``.  When a DC answers on 53,
@@ -1414,14 +1414,18 @@ def _verify(params, plan_, where, result):
             want = {f"{n}." for n in dc_names}
             expect(name, "NS", resp, section="authority", want_type="NS", want=want,
                    what="a referral to")  # fmt: skip
+            # BIND 9.18 adds no address for an NS target that lies beside the
+            # delegation (dc1.<domain>, not below _msdcs): resolvers ask BIND for
+            # it, checked below; an address it does add must be the DC's.
             for dc in dcs:
                 for rtype, addr in (("A", dc["ipv4"]), ("AAAA", dc["ipv6"])):
                     glue = {d for o, _, t, d in resp["additional"] if (o, t) == (dc["name"], rtype)}
-                    if addr and addr not in glue:
+                    if glue and addr not in glue:
                         raise _VerifyFailed(
-                            f"{name} NS: {at} gives no glue {rtype} {addr} for {dc['name']}"
+                            f"{name} NS: {at} gives {rtype} {', '.join(sorted(glue))} for "
+                            f"{dc['name']}, not {addr or 'none'}"
                         )
-        result["checked"].append(f"{domain} SOA and the referrals to the DCs with glue")
+        result["checked"].append(f"{domain} SOA and the referrals to the DCs")
         if params.get("srv_names", "cname") == "cname":
             cnames = dict(SRV_CNAMES, **(FOREST_SRV_CNAMES if params.get("forest_root", True)
                                          else {}))  # fmt: skip
