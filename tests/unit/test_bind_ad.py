@@ -492,3 +492,30 @@ def test_samba_clean_restores_the_previous_line(tmp_path, previous):
         lines[index] = setting
     conf.write_text("".join(lines))
     assert bind_ad.samba_restore_text(str(conf), str(record)) == before
+
+
+@pytest.mark.parametrize(
+    ("pillar", "site", "server"),
+    [
+        ({}, None, ("127.0.0.1", 53)),  # BIND's default: every IPv4 interface
+        ({"listen_on": ["127.0.0.10"]}, None, ("127.0.0.10", 53)),
+        ({"listen_on": ["192.0.2.2", "localhost"]}, None, ("127.0.0.1", 53)),
+        ({"listen_on": ["!192.0.2.9", "192.0.2.0/24", "192.0.2.2"]}, None, ("192.0.2.2", 53)),
+        ({}, "options { listen-on port 5353 { 192.0.2.2; }; };\n", ("192.0.2.2", 5353)),
+        ({}, "options { listen-on { 127.0.0.0/8; 192.0.2.2; }; };\n", ("127.0.0.1", 53)),
+        ({"listen_on": ["none"], "listen_on_v6": ["2001:db8::2"]}, None, ("2001:db8::2", 53)),
+        ({"listen_on": ["none"], "listen_on_v6": ["any"]}, None, ("::1", 53)),
+    ],
+)
+def test_verify_asks_named_at_its_own_listen_address(tmp_path, pillar, site, server):
+    if site is not None:
+        (tmp_path / "named.conf.options").write_text(site)
+    assert bind_ad.verify_server(params(config_dir=str(tmp_path), **pillar)) == server
+
+
+def test_verify_checks_in_words_for_test_mode(tmp_path):
+    checks = bind_ad.verify_checks(params(config_dir=str(tmp_path)))
+    assert checks[0] == "named answers on 127.0.0.1#53"
+    assert "referrals to the DCs for _msdcs, _sites, DomainDnsZones, ForestDnsZones" in checks
+    forward = bind_ad.verify_checks(params(config_dir=str(tmp_path), mode="forward"))
+    assert not [c for c in forward if "referrals" in c or "CNAME" in c]
