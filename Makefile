@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 .PHONY: run test test-3006 deps venv venv-3006 lint bench clean
 
 # Predict what the workstation role would change on this machine; changes nothing.
-run: venv
+# Needs only Salt and labsalt in the venv (not the test tools): quick on a fresh machine.
+run: $(VENV)/.runtime
 	$(VENV)/bin/labsalt apply --test
 
 # Install what the tests need (apt packages, venvs) and run the whole suite,
@@ -26,10 +27,14 @@ test-3006: venv-3006
 deps:
 	scripts/install-deps
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.runtime: setup.cfg pyproject.toml
 	scripts/install-deps base
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q "$(SALT_LATEST)" -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
 	$(VENV)/bin/pip install -q "$(SALT_LATEST)" -e ".[tests]"
 	touch $@
 
