@@ -228,7 +228,9 @@ class AptRepo:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002  (BaseHTTPRequestHandler's name)
         with contextlib.suppress(AttributeError):
-            self.server.requests.append(f"{self.command} {self.path} {args[1] if len(args) > 1 else '-'}")
+            self.server.requests.append(
+                f"{self.command} {self.path} {args[1] if len(args) > 1 else '-'}"
+            )
 
 
 # --------------------------------------------------------------------------- HTCondor stand-in

@@ -203,11 +203,18 @@ class RoleLab:
         data["coturn"] = {"static_auth_secret": TURN_SECRET}
         return data
 
-    def _site_pxe(self, host):
+    def seed_installers(self, host, installers):
+        """Installer trees (copied from DVDs on a real site) in the host's TFTP root."""
         scratch = Path(tempfile.mkdtemp(prefix="pxe-", dir=self.workdir))
-        tree = scratch / "installers" / ipxe_tree.INSTALLERS[0]["directory"]
-        ipxe_tree.make_installer(tree, scratch)
-        host.copy([tree], "/srv/tftp/installers")
+        trees = []
+        for installer in installers:
+            trees.append(scratch / "installers" / installer["directory"])
+            ipxe_tree.make_installer(trees[-1], scratch, upper=len(trees) > 1)
+        host.copy(trees, "/srv/tftp/installers")
+        return scratch
+
+    def _site_pxe(self, host):
+        scratch = self.seed_installers(host, ipxe_tree.INSTALLERS[:1])
         served = scratch / "served"
         served.mkdir()
         (served / "wimboot").write_bytes(ipxe_tree.WIMBOOT_STUB)
