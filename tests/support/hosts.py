@@ -25,6 +25,8 @@ How a host is made:
 - **apt**: hosts cannot reach the internet; apt in a host uses an HTTP proxy that
   the test process runs on the host end of the veth (``AptProxy``), which forwards
   only to the Debian mirror and keeps downloaded ``.deb`` files in the cache.
+  Servers a test runs itself on the host end of the veth (an apt repository
+  of its own, tests/support/aptrepo.py) are reached directly.
 
 Everything a host leaves on this machine (process, mount, cgroup, namespace) is
 recorded under ``/run/labsalt-tests/hosts/`` and removed on stop; what a killed
