@@ -18,7 +18,8 @@ Site data per role (what is outside labsalt's control on a real site):
 - nas: a loop device of this machine made visible in the host with the
   /dev/disk/by-id link udev would make (as tests/e2e/test_spindown.py).
 - dns: the host's own address as ns1 (as tests/e2e/test_bind_ad.py).
-- turn: the TURN pillar of tests/e2e/test_bigbluebutton_conference.py.
+- turn: the TURN pillar of tests/e2e/test_bigbluebutton_conference.py, and the
+  TLS certificate pillar.example names (self-signed, where certbot puts it).
 - bbb: BBB's default files as bbb-install leaves them and the installer/API
   stand-ins (tests/support/bbb_standins.py) served on the host's veth.
 - pxe: an installer tree copied in, wimboot's stand-in served over HTTP, a
@@ -32,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -182,6 +184,18 @@ class RoleLab:
         }
 
     def _site_turn(self, host):
+        # pillar.example's TLS certificate, as certbot would have left it: a
+        # self-signed one here, readable by coturn's user (see coturn's README).
+        tls = yaml.safe_load((EXAMPLE / "coturn.sls").read_text())["coturn"]["tls"]
+        scratch = Path(tempfile.mkdtemp(prefix="turn-", dir=self.workdir))
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", "30", "-subj", "/CN=turn.lab.example.org",
+             "-keyout", scratch / "key.pem", "-out", scratch / "cert.pem"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        host.put(tls["cert"], (scratch / "cert.pem").read_text())
+        host.put(tls["pkey"], (scratch / "key.pem").read_text())
         return {
             "coturn": {
                 "realm": "turn.lab.test",
