@@ -32,6 +32,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,13 @@ def formulas():
         for p in (REPO / "formulas").iterdir()
         if p.is_dir() and (p / "init.sls").is_file() and not p.name.startswith((".", "_"))
     )
+
+
+def _restart_cmd(argv):
+    """BBB's restart command in the form the formula takes (an argument list, or older: a string)."""
+    defaults = REPO / "formulas" / "bigbluebutton" / "parameters" / "defaults.yaml"
+    default = yaml.safe_load(defaults.read_text())["restart_cmd"]
+    return shlex.join(argv) if isinstance(default, str) else argv
 
 
 class RoleLab:
@@ -212,7 +220,7 @@ class RoleLab:
         data = bbb_standins.pillar(
             server,
             dialin={"enabled": True, "number": "+49 711 12345678", "token": DIALIN_TOKEN},
-            restart_cmd="sh -c 'echo restart >> /root/bbb-restarts'",
+            restart_cmd=_restart_cmd(["sh", "-c", "echo restart >> /root/bbb-restarts"]),
         )
         data["coturn"] = {"static_auth_secret": TURN_SECRET}
         return data
