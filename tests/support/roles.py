@@ -72,7 +72,7 @@ def formulas():
 
 
 def _restart_cmd(argv):
-    """BBB's restart command in the form the formula takes (an argument list, or older: a string)."""
+    """BBB's restart command as the formula takes it (argument list; before: a string)."""
     defaults = REPO / "formulas" / "bigbluebutton" / "parameters" / "defaults.yaml"
     default = yaml.safe_load(defaults.read_text())["restart_cmd"]
     return shlex.join(argv) if isinstance(default, str) else argv
