@@ -21,6 +21,9 @@ signed apt repository of our own with a stand-in ``condor`` package
 (tests/support/aptrepo.py; README "What the bare-host test proves").
 """
 
+import contextlib
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -102,6 +105,11 @@ def test_workstation_installs_condor_from_the_signed_test_repository(lab):
     assert any("InRelease" in r for r in lab.repo.requests), lab.repo.requests
     slots = host.run("condor_config_val", "NUM_SLOTS").stdout.strip()
     assert slots.isdigit() and int(slots) >= 1
+    # The throw-away signing key left nothing running here (gpg-agent) nor on disk.
+    assert not lab.repo.gnupghome.exists()
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            assert str(lab.repo.gnupghome) not in (proc / "cmdline").read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")

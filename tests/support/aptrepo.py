@@ -134,6 +134,7 @@ class AptRepo:
         self.component = component
         self.packages = []
         self.fingerprint = None
+        self.gnupghome = None
         self.httpd = None
         self.url = None
         # Paths the hosts asked for, in order (what apt and Salt really fetched).
@@ -182,7 +183,7 @@ class AptRepo:
     def _sign(self, dist):
         """A throw-away key signs the Release file; nothing of gpg outlives this call."""
         # A short path: gpg-agent's socket name must fit in sun_path.
-        home = Path(tempfile.mkdtemp(prefix="lsgpg-", dir="/tmp"))
+        home = self.gnupghome = Path(tempfile.mkdtemp(prefix="lsgpg-", dir="/tmp"))
         env = {**os.environ, "GNUPGHOME": str(home)}
         gpg = functools.partial(_run, "gpg", "--batch", "--quiet", "--pinentry-mode", "loopback",
                                 "--passphrase", "", env=env)  # fmt: skip
