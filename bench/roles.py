@@ -147,7 +147,16 @@ def main(argv):
                     lambda c=call, h=host: _timed_in_host(h, [*c, "state.apply"]), args.runs
                 )
                 _, out = _timed_in_host(host, [*call, "--out", "json", "state.apply"])
-                count = len(next(iter(yaml.safe_load(out).values())))
+                states = next(iter(yaml.safe_load(out).values()))
+                count = len(states)
+                durations = sorted(
+                    ((v.get("duration", 0), v["__id__"]) for v in states.values()), reverse=True
+                )
+                slowest = ", ".join(f"{i} {d / 1000:.2f}s" for d, i in durations[:3])
+                notes.append(
+                    f"{name}: states {sum(d for d, _ in durations) / 1000:.2f} s of the no-op "
+                    f"({noop:.2f} s); slowest: {slowest}"
+                )
                 ssh_ping = _median(lambda h=host: _timed_ssh(lab, h, call=True), args.runs)
                 ssh_noop = _median(lambda h=host: _timed_ssh(lab, h), args.runs)
                 rows.append([
