@@ -31,6 +31,9 @@ from tests.support import roles
 from tests.support.states import changed, failed, results
 
 ROLES = sorted(roles.roles())
+MARKER = "/run/labsalt-before-test-mode"
+# Where formulas write (files, packages, records); salt-ssh's own thin is in /var/tmp.
+WATCHED = ("/etc", "/usr", "/srv", "/opt", "/var/lib/dpkg", "/var/lib/labsalt", "/root")
 FORMULAS = roles.formulas()
 
 
@@ -40,11 +43,22 @@ def lab(host_factory, tmp_path_factory):
     try:
         lab.start(ROLES)
         lab.runs = {}
-        for step, test in (("predict", True), ("first", False), ("second", False)):
-            lab.runs[step] = lab.apply(test=test)
+        for host in lab.hosts.values():
+            host.run("touch", MARKER)
+        lab.runs["predict"] = lab.apply(test=True)
+        lab.written = {name: _written_since_marker(host) for name, host in lab.hosts.items()}
+        for step in ("first", "second"):
+            lab.runs[step] = lab.apply()
         yield lab
     finally:
         lab.close()
+
+
+def _written_since_marker(host):
+    """Files the formulas could have written, changed since MARKER (test mode must write none)."""
+    dirs = [d for d in WATCHED if host.path(d).exists()]
+    found = host.run("find", *dirs, "-xdev", "-newer", MARKER, check=False).stdout.split()
+    return sorted(found)
 
 
 def _states(ret, step, name):
@@ -79,6 +93,8 @@ def test_role_converges_on_bare_host(lab, role):
     assert formulas == set(roles.roles()[role]), f"{role} applies {sorted(formulas)}"
     if not changed(states):
         problems.append("test=True predicted no change on a bare host")
+    if lab.written[role]:
+        problems.append(f"test=True wrote: {', '.join(lab.written[role][:20])}")
     states = _states(first[role], "first highstate", role)
     if failed(states):
         problems.append(f"first highstate failed:\n{_failures(states)}")
