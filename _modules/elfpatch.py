@@ -445,20 +445,34 @@ def _value_bytes(value, length):
 
 
 def _choice(recipe, value):
-    """(name, int) of a parameter value given by name or number."""
+    """
+    (name, int) of a parameter value given by name (``Die``) or number (``19``,
+    ``0x13``); anything else is refused with the recipe's values.  A bare
+    ``0c`` is not a number here: hex needs its ``0x``.
+    """
     choices = recipe["parameter"]["choices"]
-    if isinstance(value, str) and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", value):
-        for name, number in choices.items():
-            if name.lower() == value.lower():
-                return name, number
-    else:
-        number = int(value, 0) if isinstance(value, str) else int(value)
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"0[xX][0-9a-fA-F]{1,16}", text):
+            number = int(text, 16)
+        elif re.fullmatch(r"[0-9]{1,19}", text):
+            number = int(text, 10)
+        else:
+            for name, known in choices.items():
+                if name.lower() == text.lower():
+                    return name, known
+    if number is not None:
         for name, known in choices.items():
             if known == number:
                 return name, number
     allowed = ", ".join(f"{n} ({v:#x})" for n, v in choices.items())
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "...'"
     raise SaltInvocationError(
-        f"{recipe['parameter']['name']} {value!r} is not one of the recipe's values: {allowed}"
+        f"{recipe['parameter']['name']} {shown} is not one of the recipe's values "
+        f"(a name, a decimal number or 0x...): {allowed}"
     )
 
 
@@ -556,6 +570,22 @@ def _topology_xml(xml_file=None):
     return proc.stdout
 
 
+def can_read_topology():
+    """
+    Whether :py:func:`numa_parent` can read the live topology here (hwloc's
+    ``lstopo-no-graphics`` is installed).  The elfpatch state asks in test mode:
+    on a host where the same highstate installs hwloc, the type is decided when
+    the state runs, so test mode predicts the patch without it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call elfpatch.can_read_topology
+    """
+    return bool(shutil.which("lstopo-no-graphics") or shutil.which("lstopo"))
+
+
 def numa_parent(xml_file=None):
     """
     The hwloc type of the NUMA nodes' parent in the live topology (what
@@ -638,10 +668,15 @@ def _copy_xattrs(src, dst_fd):
 
 
 def _remove_stale_temps(path):
+    """Temp files of ``path`` left by a killed run (call under ``_locked``)."""
     directory, base = os.path.split(path)
-    prefix = f".{base}{TEMP_PREFIX}"
+    _remove_temps_in(directory, f".{base}{TEMP_PREFIX}")
+
+
+def _remove_temps_in(directory, prefix="."):
+    """elfpatch temp files in ``directory`` whose name starts with ``prefix``."""
     for name in os.listdir(directory):
-        if name.startswith(prefix) and name.endswith(".tmp"):
+        if name.startswith(prefix) and TEMP_PREFIX in name and name.endswith(".tmp"):
             log.warning("elfpatch: removing %s left by an interrupted run", name)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(directory, name))
@@ -687,18 +722,33 @@ def _check_writable(path, allow_hardlinks):
         )
 
 
-def _backup(data, status, backup_dir):
-    """Keep the original bytes under their sha256; returns the backup path."""
+def _backup(data, status, backup_dir, held=None):
+    """
+    Keep the original bytes under their sha256; returns the backup path.
+    ``held``: the directory whose lock the caller holds (the library's).
+    """
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    # Several libraries (in other directories, under other locks) may share the
+    # backup directory: it has its own lock.  Everything named like an elfpatch
+    # temp file in it was left by a run killed while writing a backup.
+    same = held is not None and os.path.realpath(backup_dir) == os.path.realpath(held)
+    with contextlib.nullcontext() if same else _locked(backup_dir):
+        _remove_temps_in(backup_dir)
+        return _backup_locked(data, status, backup_dir)
+
+
+def _backup_locked(data, status, backup_dir):
     target = os.path.join(backup_dir, status["original_sha256"])
+    meta = {"path": status["path"], "build": status["build"], "sha256": status["original_sha256"]}
     if os.path.isfile(target) and _sha256(_read(target)) == status["original_sha256"]:
+        if not os.path.isfile(target + ".json"):  # a run killed between the two writes
+            _atomic_write(target + ".json", json.dumps(meta, indent=1).encode())
         return target
     original_bytes = bytes.fromhex(status["original_bytes"])
     original = _with_site(data, {"offset": status["offset"]}, original_bytes)
     if _sha256(original) != status["original_sha256"]:
         raise CommandExecutionError("internal error: reconstructed original does not hash right")
     _atomic_write(target, original)
-    meta = {"path": status["path"], "build": status["build"], "sha256": status["original_sha256"]}
     _atomic_write(target + ".json", json.dumps(meta, indent=1).encode())
     return target
 
@@ -827,7 +877,9 @@ def _write(path, recipe, recipes, opts):
             if not planned["changed"]:
                 return planned
             _remove_stale_temps(real)
-            planned["backup"] = _backup(data, info, opts.get("backup_dir") or DEFAULT_BACKUP_DIR)
+            planned["backup"] = _backup(
+                data, info, opts.get("backup_dir") or DEFAULT_BACKUP_DIR, os.path.dirname(real)
+            )
             _atomic_write(real, new_data)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""

@@ -5,16 +5,19 @@ and the formula's parameters (lab notebook: "CPU affinity for MPI" and
 
 The formula's SLS files call :py:func:`settings` once with the merged
 parameters; it returns the environment for /etc/profile.d, the MCA parameters
-for openmpi-mca-params.conf and, for OpenMPI 5, the PRRTE parameters.  The
-topology is read from hwloc's XML export (``lstopo-no-graphics --of xml``,
-honouring ``HWLOC_XMLFILE``), the same view OpenMPI's hwloc has.
+for openmpi-mca-params.conf and, for OpenMPI 5, the PRRTE parameters.
+
+:py:func:`settings` runs while the SLS files render, before the formula's own
+package states have installed anything, so it needs nothing that the formula
+installs: the topology comes from sysfs (``topology.discover``, the project's
+own reader, checked against hwloc on 47 machines), not from ``lstopo``.  What
+only hwloc can tell (the hwloc object type behind the singleton patch byte) is
+decided by the ``elfpatch`` state when it runs, after hwloc is installed.
 """
 
 import re
 import shlex
-import shutil
 import subprocess
-import xml.etree.ElementTree as ET
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -64,10 +67,11 @@ def version(package="openmpi-bin"):
             "installed": is_installed}  # fmt: skip
 
 
-def topology():
+def topology(root="/"):
     """
-    Counts of the hwloc objects the policy depends on: NUMA nodes, L3 caches,
-    packages and cores, from ``lstopo-no-graphics --of xml``.
+    Counts of the objects the policy depends on: NUMA nodes with CPUs, L3
+    cache groups, packages and cores, read from sysfs under ``root`` by
+    ``topology.discover`` (nothing needs to be installed).
 
     CLI Example:
 
@@ -75,22 +79,9 @@ def topology():
 
         salt-call openmpi.topology
     """
-    lstopo = shutil.which("lstopo-no-graphics") or shutil.which("lstopo")
-    if not lstopo:
-        raise CommandExecutionError("lstopo-no-graphics is not installed (package hwloc)")
-    text = _run([lstopo, "--no-io", "--of", "xml", "-"])
-    if text is None:
-        raise CommandExecutionError("lstopo-no-graphics failed to export the topology")
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise CommandExecutionError(f"cannot parse lstopo's XML: {exc}") from exc
-    counts = {"NUMANode": 0, "L3Cache": 0, "Package": 0, "Core": 0}
-    for obj in root.iter("object"):
-        if obj.get("type") in counts:
-            counts[obj.get("type")] += 1
-    return {"numa_nodes": counts["NUMANode"], "l3_caches": counts["L3Cache"],
-            "packages": counts["Package"], "cores": counts["Core"]}  # fmt: skip
+    summary = __salt__["topology.discover"](root)["summary"]
+    return {"numa_nodes": summary["numa_nodes_with_cpus"], "l3_caches": summary["l3_groups"],
+            "packages": summary["packages"], "cores": summary["cores"]}  # fmt: skip
 
 
 def _choose_policy(params, major, topo):
@@ -111,6 +102,45 @@ def _choose_policy(params, major, topo):
     )
 
 
+MCA_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
+OPENMP_NAME = re.compile(r"(OMP|GOMP|KMP)_[A-Z0-9_]{1,64}")
+
+
+def _shown(key):
+    """A dict key as it appears in an error line: plain when harmless, else quoted."""
+    text = str(key)
+    return text if re.fullmatch(r"[\w.-]{1,60}", text) else repr(text[:40])
+
+
+def validate(params):
+    """
+    The checks the schema cannot express (``validator: openmpi.validate``):
+    names of MCA parameters and OpenMP variables (dict keys), which end up at
+    the start of a config line or after ``export``.  Raises one line naming
+    the key; reads nothing from the system.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call openmpi.validate "$(salt-call --out=json labsalt.mapdata openmpi)"
+    """
+    if not isinstance(params, dict):
+        raise SaltInvocationError("openmpi: the formula's parameters must be a dict")
+    for key in params.get("mca_params") or {}:
+        if not isinstance(key, str) or not MCA_NAME.fullmatch(key):
+            raise SaltInvocationError(
+                f"openmpi:mca_params:{_shown(key)}: not an MCA parameter name "
+                "(lowercase letters, digits and _)"
+            )
+    for key in params.get("openmp") or {}:
+        if not isinstance(key, str) or not OPENMP_NAME.fullmatch(key):
+            raise SaltInvocationError(
+                f"openmpi:openmp:{_shown(key)}: not an OpenMP variable (OMP_*, GOMP_*, KMP_*)"
+            )
+    return True
+
+
 def settings(params):
     """
     The pinning configuration for the merged formula parameters ``params``
@@ -126,8 +156,9 @@ def settings(params):
     """
     if not isinstance(params, dict):
         raise SaltInvocationError("openmpi.settings needs the formula's parameters (a dict)")
+    validate(params)
     major = params.get("openmpi_major") or version()["major"] or 4
-    topo = topology()
+    topo = topology(params.get("topology_root") or "/")
     policy, reason = _choose_policy(params, major, topo)
     mapping = params.get("mapping_policy") or policy
     env, mca, prte = {}, dict(params.get("mca_params") or {}), {}
@@ -141,14 +172,6 @@ def settings(params):
             mca["rmaps_base_mapping_policy"] = mapping
             env["OMPI_MCA_hwloc_base_binding_policy"] = policy
             env["OMPI_MCA_rmaps_base_mapping_policy"] = mapping
-    for key in mca:
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
-            raise SaltInvocationError(f"openmpi:mca_params:{key}: not an MCA parameter name")
-    for key in params.get("openmp") or {}:
-        if not re.fullmatch(r"(OMP|GOMP|KMP)_[A-Z0-9_]+", str(key)):
-            raise SaltInvocationError(
-                f"openmpi:openmp:{key}: not an OpenMP variable (OMP_*, GOMP_*, KMP_*)"
-            )
     intel = (params.get("intel_mpi") or {}).get("pin_domain")
     if intel == "auto":
         intel = __salt__["topology.intel_pin_domain"](policy)
@@ -166,3 +189,85 @@ def settings(params):
         "mca_params": mca,
         "prte_params": prte,
     }
+
+
+# --------------------------------------------------------------------------- the marked block
+
+BLOCK_BEGIN = "# BEGIN labsalt openmpi: managed by Salt, set in pillar openmpi, not here"
+BLOCK_END = "# END labsalt openmpi"
+
+
+def _split_block(text, path):
+    """(lines before, lines after) the marked block of ``text``; the block removed."""
+    lines = text.splitlines()
+    begins = [i for i, line in enumerate(lines) if line.strip() == BLOCK_BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == BLOCK_END]
+    if not begins and not ends:
+        return lines, []
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        raise CommandExecutionError(
+            f"{path}: the labsalt block markers are damaged ({len(begins)} BEGIN, {len(ends)} "
+            "END lines); fix or remove them by hand"
+        )
+    return lines[: begins[0]], lines[ends[0] + 1 :]
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandExecutionError(f"cannot read {path}: {exc}") from exc
+
+
+def params_file(path, params=None, comment=None):
+    """
+    The content ``path`` (an MCA parameter file) gets: the lines it has now,
+    Debian's and the site's, kept as they are, with the formula's parameters
+    ``params`` in one marked block (replaced where it is, else appended).
+    ``params`` empty or None: the block is removed (what clean writes).  Reads
+    the file, writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call openmpi.params_file /etc/openmpi/openmpi-mca-params.conf \\
+            '{hwloc_base_binding_policy: numa}'
+    """
+    text = _read_text(path)
+    # a file without a final newline keeps it that way, so clean can restore it exactly
+    final = "\n" if text.endswith("\n") or not text else ""
+    before, after = _split_block(text, path)
+    block = []
+    if params:
+        block = [BLOCK_BEGIN]
+        if comment:
+            block += [f"# {line}" for line in str(comment).splitlines()]
+        for name, value in sorted(params.items()):
+            if not MCA_NAME.fullmatch(str(name)) or re.search(r"[\x00-\x1f\x7f#]", str(value)):
+                raise CommandExecutionError(f"openmpi:mca_params:{_shown(name)}: not writable")
+            block.append(f"{name} = {value}")
+        block.append(BLOCK_END)
+    lines = before + block + after
+    return "\n".join(lines) + final if lines else ""
+
+
+def only_ours(path):
+    """
+    True when ``path`` holds nothing but the formula's block (labsalt created
+    it); clean then removes the file instead of leaving it empty.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call openmpi.only_ours /etc/openmpi/prte-mca-params.conf
+    """
+    text = _read_text(path)
+    if not text:
+        return False
+    before, after = _split_block(text, path)
+    return not any(line.strip() for line in before + after) and BLOCK_BEGIN in text

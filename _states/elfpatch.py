@@ -15,6 +15,8 @@ unknown or no longer matches the recipe).
         - recipe: openmpi-singleton-numa
 """
 
+import os
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "elfpatch"
@@ -26,14 +28,72 @@ def __virtual__():
     return __virtualname__
 
 
-def _run(name, fun, plan_kwargs, write_kwargs, done_comment):
+def _predict_without(name, what, plan_kwargs):
+    """
+    Test mode on a host where something the state needs is not installed yet
+    (the same highstate installs it): predict the change instead of failing.
+    """
+    ret = {"name": name, "result": None, "changes": {}, "comment": ""}
+    if what == "module":
+        ret["comment"] = (
+            f"{name} would be checked and patched once pyelftools is installed "
+            "(python3-pyelftools, installed by the same highstate); not predictable further"
+        )
+    elif what == "library":
+        ret["comment"] = (
+            f"{name} does not exist yet (its package is not installed); it would be patched "
+            "after the package state installs it"
+        )
+    else:
+        try:
+            info = __salt__["elfpatch.status"](
+                name,
+                plan_kwargs["recipe"],
+                recipes=plan_kwargs.get("recipes"),
+                known_sha256=plan_kwargs.get("known_sha256"),
+            )
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            return {"name": name, "result": False, "changes": {}, "comment": str(exc)}
+        if info["state"] == "unknown":
+            ret["result"] = False
+            ret["comment"] = (
+                f"{name}: the located bytes {info['bytes']} are neither original nor patched"
+            )
+            return ret
+        if not info["known_build"] and not plan_kwargs.get("allow_unknown"):
+            ret["result"] = False
+            ret["comment"] = (
+                f"{name}: unknown build (original sha256 {info['original_sha256']}); "
+                "add it to known_sha256 or allow unknown builds"
+            )
+            return ret
+        ret["changes"] = {
+            "bytes": {"old": info["bytes"], "new": "decided at run time from hwloc's topology"},
+            "build": info["build"],
+        }
+        ret["comment"] = (
+            f"{name} would be patched; the hwloc type of the NUMA nodes' parent is decided "
+            "when the state runs, after hwloc is installed (lstopo-no-graphics is missing here)"
+        )
+    return ret
+
+
+def _run(name, fun, plan_kwargs, write_kwargs, done_comment):  # noqa: PLR0911
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    test = __opts__["test"]
     if "elfpatch.plan" not in __salt__:
+        if test:
+            return _predict_without(name, "module", plan_kwargs)
         ret["comment"] = (
             "the elfpatch execution module is not available: it needs pyelftools "
             "(Debian package python3-pyelftools, or pip install pyelftools)"
         )
         return ret
+    if test and not os.path.exists(name):
+        return _predict_without(name, "library", plan_kwargs)
+    needs_topology = fun == "elfpatch.apply" and plan_kwargs.get("value") is None
+    if test and needs_topology and not __salt__["elfpatch.can_read_topology"]():
+        return _predict_without(name, "topology", plan_kwargs)
     try:
         planned = __salt__["elfpatch.plan"](name, **plan_kwargs)
     except (CommandExecutionError, SaltInvocationError) as exc:
@@ -49,7 +109,7 @@ def _run(name, fun, plan_kwargs, write_kwargs, done_comment):
         "offset": planned["offset"],
         "build": planned["build"],
     }
-    if __opts__["test"]:
+    if test:
         ret["result"] = None
         ret["changes"] = changes
         ret["comment"] = f"{planned['path']} would be changed at offset {planned['offset']:#x}"
@@ -59,12 +119,16 @@ def _run(name, fun, plan_kwargs, write_kwargs, done_comment):
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["comment"] = str(exc)
         return ret
+    ret["result"] = True
+    if not done["changed"]:
+        # Another run changed the file between our plan and our lock.
+        ret["comment"] = done_comment(done) + " (by a concurrent run)"
+        return ret
     changes["sha256"] = dict(done["sha256"])
     changes["bytes"] = {"old": done["old"], "new": done["new"]}
-    ret["result"] = True
     ret["changes"] = changes
     ret["comment"] = (
-        f"{done['path']} changed at offset {done['offset']:#x}; backup {done['backup']}"
+        f"{done['path']} changed at offset {done['offset']:#x}; backup {done.get('backup')}"
     )
     return ret
 

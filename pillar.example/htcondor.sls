@@ -19,8 +19,18 @@ htcondor:
   submit:
     # false: condor_submit refuses "getenv = true" on this host.
     allow_getenv: true
-  # Where HTCondor comes from (its own repository; the suite is the host's codename).
+  # Where HTCondor comes from: its own apt repository, every part a parameter
+  # (formulas/htcondor/parameters/defaults.yaml has them all).
   repo:
-    manage: true
+    manage: true                 # false: the site provides the repository/package
     url: https://research.cs.wisc.edu/htcondor/repo/debian/24.x
+    # suite: bookworm            # default: the host's codename
+    # component: main
+    # The signing key: http(s)://, salt:// or an absolute path; armored or binary.
     key_url: https://research.cs.wisc.edu/htcondor/repo/keys/HTCondor-24.x-Key
+    # key_sha256: null           # sha256 of the key file, checked when set
+    # apt reads *.asc as ASCII-armored and *.gpg as binary: match the key's form.
+    keyring: /usr/share/keyrings/labsalt-htcondor-archive-keyring.asc
+    pin:
+      priority: 600              # null: no apt pin
+      # origin: null             # default: the host of url

@@ -4,6 +4,12 @@ for a Threadripper 1950X (its sysfs snapshot copied into the host, passed as
 htcondor:topology_root).  HTCondor's upstream repository is out of reach here, so
 the host gets HTCondor's parser the way ``pip install htcondor`` would install it
 (the bindings copied from this test environment) and the config sub-states run.
+The formula's package step is satisfied by a stand-in: a package named
+``condor`` built here with dpkg-deb and installed before the formula runs (what
+a site that already has HTCondor looks like to apt), with ``repo:manage: false``.
+This proves the config and reconfig path and that the package step leaves an
+installed HTCondor alone; it does not prove HTCondor's repository, key or real
+package (tests/e2e/test_bare_hosts.py serves a signed repository for that).
 """
 
 import base64
@@ -19,7 +25,7 @@ import pytest
 from tests.support import states, sysfs_snapshot
 
 SNAPSHOT = "/srv/topology/threadripper-1950x"
-PILLAR = {"htcondor": {"topology_root": SNAPSHOT}}
+PILLAR = {"htcondor": {"topology_root": SNAPSHOT, "repo": {"manage": False}}}
 SLOTS = "/etc/condor/config.d/50-labsalt-slots.conf"
 ENVIRONMENT = "/etc/condor/config.d/50-labsalt-environment.conf"
 WRAPPER = "/usr/local/libexec/labsalt/condor-job-wrapper"
@@ -37,6 +43,49 @@ def _copy(host, sources, dest):
     host.run("sh", "-c", f"mkdir -p {dest} && base64 -d | tar -xzf - -C {dest}", input=payload)
 
 
+def standin_condor_deb(directory):
+    """
+    A package named ``condor`` (what HTCondor's repository calls it) holding only
+    HTCondor's top-level config file that reads config.d, built with dpkg-deb.
+    """
+    root = Path(directory) / "condor-standin"
+    (root / "DEBIAN").mkdir(parents=True, exist_ok=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: condor\nVersion: 0.0~labsalt.standin\nArchitecture: all\n"
+        "Maintainer: labsalt tests <root@localhost>\nSection: admin\nPriority: optional\n"
+        "Description: stand-in for HTCondor in labsalt's tests\n"
+        " Satisfies the htcondor formula's package step; no daemons.\n"
+    )
+    (root / "DEBIAN" / "conffiles").write_text("/etc/condor/condor_config\n")
+    (root / "etc" / "condor" / "config.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "condor" / "condor_config").write_text(
+        "# stand-in for HTCondor's condor_config\nLOCAL_CONFIG_DIR = /etc/condor/config.d\n"
+    )
+    deb = Path(directory) / "condor-standin.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
+    return deb
+
+
+def install_standin(host, deb):
+    payload = base64.b64encode(Path(deb).read_bytes()).decode()
+    host.run("sh", "-c", "base64 -d > /root/condor.deb", input=payload)
+    host.run("dpkg", "-i", "/root/condor.deb")
+    host.run("rm", "/root/condor.deb")
+
+
+def copy_bindings(host):
+    """HTCondor's parser, as `pip install htcondor` puts it (copied from this environment)."""
+    import htcondor2  # noqa: PLC0415  (the tests extra provides it)
+
+    site = Path(htcondor2.__file__).resolve().parents[1]
+    _copy(host, [site / n for n in ("htcondor2", "htcondor.libs", "classad2", "classad3")], SITE)
+    host.run("python3", "-c", "import htcondor2")
+
+
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory):
     base = tmp_path_factory.mktemp("snapshot")
@@ -46,14 +95,11 @@ def snapshot(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def host(host_factory, snapshot):
-    import htcondor2  # noqa: PLC0415  (the tests extra provides it)
-
-    site = Path(htcondor2.__file__).resolve().parents[1]
+def host(host_factory, snapshot, tmp_path_factory):
     host = host_factory.start("condor")
-    _copy(host, [site / n for n in ("htcondor2", "htcondor.libs", "classad2", "classad3")], SITE)
+    install_standin(host, standin_condor_deb(tmp_path_factory.mktemp("deb")))
+    copy_bindings(host)
     _copy(host, [snapshot], str(Path(SNAPSHOT).parent))
-    host.run("python3", "-c", "import htcondor2")
     return host
 
 
@@ -106,10 +152,10 @@ def test_host_file_is_what_labsalt_topology_prints(host, first_apply, snapshot):
 
 def test_reconfig_only_when_htcondor_runs(first_apply):
     ret = states.results(first_apply)
-    (reconfig,) = [v for v in ret.values() if v["name"] == "condor_reconfig"]
+    (reconfig,) = [v for v in ret.values() if v["__id__"] == "htcondor-service-reconfig"]
     assert reconfig["result"] is True
     assert not reconfig["changes"]
-    assert "onlyif condition is false" in reconfig["comment"]
+    assert "is not running; it reads the configuration when it starts" in reconfig["comment"]
 
 
 def test_job_wrapper_strips_binding_variables(host, first_apply):

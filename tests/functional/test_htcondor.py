@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -272,8 +273,94 @@ def test_package_install_predicts_repository_and_package(modules):
     by_id = {v["__id__"]: v for v in ret.values()}
     repo = by_id["htcondor-package-repo"]
     assert repo["result"] is None
-    assert "research.cs.wisc.edu/htcondor/repo/debian/24.x" in repo["comment"]
-    assert "signed-by=/usr/share/keyrings/htcondor-archive-keyring.gpg" in repo["comment"]
+    sources = "/etc/apt/sources.list.d/labsalt-htcondor.list"
+    assert repo["name"] == sources
+    assert not os.path.exists(sources)
+    keyring = by_id["htcondor-package-keyring"]
+    assert keyring["name"] == "/usr/share/keyrings/labsalt-htcondor-archive-keyring.asc"
+    assert keyring["result"] is None
+    assert not os.path.exists(keyring["name"])
     package = by_id["htcondor-package"]
     assert package["result"] is None
     assert "condor" in package["comment"]
+
+
+# --------------------------------------------------------------------------- repository key
+
+
+@pytest.fixture(scope="module")
+def signing_key(tmp_path_factory):
+    """A throw-away OpenPGP key made by gpg: (armored file, binary file, fingerprint)."""
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet"]
+    subprocess.run(
+        [*gpg, "--passphrase", "", "--quick-gen-key", "labsalt test <t@example.org>", "ed25519"],
+        check=True,
+        capture_output=True,
+    )
+    armored, binary = home / "key.asc", home / "key.gpg"
+    subprocess.run([*gpg, "--armor", "--output", str(armored), "--export"], check=True)
+    subprocess.run([*gpg, "--output", str(binary), "--export"], check=True)
+    return armored, binary, _fingerprints(binary)
+
+
+def _fingerprints(path):
+    with tempfile.TemporaryDirectory() as home:
+        out = subprocess.run(
+            ["gpg", "--homedir", home, "--show-keys", "--with-colons", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return [line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:")]
+
+
+@pytest.mark.parametrize("source_form", ["armored", "binary"])
+@pytest.mark.parametrize("keyring_name", ["key.asc", "key.gpg"])
+def test_keyring_in_the_form_its_name_says(
+    modules, signing_key, tmp_path, source_form, keyring_name
+):
+    armored, binary, fingerprints = signing_key
+    source = armored if source_form == "armored" else binary
+    keyring = tmp_path / "keyrings" / keyring_name
+    modules.htcondor.install_keyring(str(keyring), str(source))
+    data = keyring.read_bytes()
+    if keyring_name.endswith(".asc"):
+        assert data.startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    else:
+        assert data == binary.read_bytes()
+    assert _fingerprints(keyring) == fingerprints
+    assert oct(keyring.stat().st_mode & 0o777) == "0o644"
+    assert modules.htcondor.keyring_status(str(keyring)) == {"present": True, "current": True}
+
+
+def test_keyring_state_fetches_once_and_predicts(modules, signing_key, tmp_path):
+    armored, _, _ = signing_key
+    keyring = tmp_path / "labsalt-htcondor.asc"
+    predicted = modules.state.single(
+        "htcondor.keyring", name=str(keyring), source=str(armored), test=True
+    )
+    (ret,) = results(predicted).values()
+    assert ret["result"] is None and "would be created" in ret["comment"]
+    assert not keyring.exists()
+    done = modules.state.single("htcondor.keyring", name=str(keyring), source=str(armored))
+    (ret,) = results(done).values()
+    assert ret["result"] is True and ret["changes"]
+    # present: no fetch at all, even from a source that no longer exists
+    (ret,) = results(
+        modules.state.single("htcondor.keyring", name=str(keyring), source=str(tmp_path / "gone"))
+    ).values()
+    assert ret["result"] is True and not ret["changes"]
+
+
+def test_keyring_refuses_wrong_sha256_and_non_keys(modules, signing_key, tmp_path):
+    armored, _, _ = signing_key
+    keyring = tmp_path / "k.gpg"
+    with pytest.raises(Exception, match="has sha256"):
+        modules.htcondor.install_keyring(str(keyring), str(armored), "0" * 64)
+    junk = tmp_path / "junk"
+    junk.write_text("<html>not a key</html>")
+    with pytest.raises(Exception, match="not an OpenPGP public key"):
+        modules.htcondor.install_keyring(str(keyring), str(junk))
+    assert not keyring.exists()

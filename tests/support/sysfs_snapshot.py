@@ -28,7 +28,7 @@ class AmdZen:
     ccx_slots: int = 4  # core positions per CCX (core ids count disabled ones too)
     smt: int = 2
     die_memory_kb: list = field(default_factory=list)  # per die; 0 = no local memory
-    l3_kb: int = 8192
+    l3_kb: int = 8192  # 0: sysfs gives no L3 cache (as in many VMs)
     distance_near: int = 10
     distance_far: int = 16
 
@@ -66,6 +66,16 @@ THREADRIPPER_2990WX = AmdZen(
     die_memory_kb=[32891648, 0, 33013412, 0],
 )
 MACHINES = {m.name: m for m in (THREADRIPPER_1950X, THREADRIPPER_1920X, THREADRIPPER_2990WX)}
+# Small machines for the openmpi formula's policy choice: two NUMA nodes of one
+# core each, with and without L3 information.
+TWO_NODES = AmdZen(
+    "two-nodes", "two NUMA nodes", dies=2, ccx_per_die=1, cores_per_ccx=1, ccx_slots=1,
+    smt=1, die_memory_kb=[1048576, 1048576],
+)  # fmt: skip
+TWO_NODES_NO_L3 = AmdZen(
+    "two-nodes-no-l3", "two NUMA nodes, no L3", dies=2, ccx_per_die=1, cores_per_ccx=1,
+    ccx_slots=1, smt=1, die_memory_kb=[1048576, 1048576], l3_kb=0,
+)  # fmt: skip
 
 
 def _cpulist(cpus):
@@ -130,6 +140,8 @@ def write_snapshot(machine, dest):
                 (2, "Unified", "512K", siblings, 8, 1024),
                 (3, "Unified", f"{machine.l3_kb}K", ccx_cpus, 16, 8192),
             )
+            if not machine.l3_kb:
+                caches = caches[:3]
             for i, (level, kind, size, shared, ways, sets) in enumerate(caches):
                 idx = base / "cache" / f"index{i}"
                 _write(idx / "level", str(level))

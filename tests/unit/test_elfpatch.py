@@ -333,3 +333,110 @@ def test_numa_parent_refuses_mixed_types(tmp_path):
     xml.write_text(text.replace('type="Die"', lab.GROUP_ATTRS, 1))
     with pytest.raises(CommandExecutionError, match="parents of different types"):
         elfpatch.numa_parent(str(xml))
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+def _load_state(salt_functions, test=False):
+    """_states/elfpatch.py as a plain module with the given __salt__ and __opts__."""
+    import importlib.util  # noqa: PLC0415
+
+    from tests.conftest import REPO  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location(
+        "elfpatch_state_under_test", REPO / "_states" / "elfpatch.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__salt__ = salt_functions
+    module.__opts__ = {"test": test}
+    return module
+
+
+@pytest.mark.parametrize("value", ["0c", "0x", "12abc", "", " ", "1e3", "Dye", True, 1.5, [12]])
+def test_bad_values_are_one_clean_error(tmp_path, backups, value):
+    lib = lab.build_so(tmp_path, "lib")
+    before = lib.read_bytes()
+    with pytest.raises(SaltInvocationError, match=r"is not one of the recipe's values"):
+        _apply(lib, backups, value=value)
+    assert lib.read_bytes() == before
+
+
+@pytest.mark.parametrize(("value", "name"), [("0x0c", "Group"), ("12", "Group"), (19, "Die")])
+def test_numbers_are_decimal_or_0x(tmp_path, backups, value, name):
+    lib = lab.build_so(tmp_path, "lib")
+    assert _apply(lib, backups, value=value)["type"] == name
+
+
+def test_concurrent_apply_is_success_not_keyerror(tmp_path, backups):
+    """
+    Another run patches the library between this state's plan and its write
+    (the race that raised KeyError('backup')): the state reports success, no change.
+    """
+    lib = lab.build_so(tmp_path, "lib")
+
+    def racing_apply(path, **kwargs):
+        elfpatch.apply(path, **kwargs)  # the other run wins the lock first
+        return elfpatch.apply(path, **kwargs)  # ours then finds nothing to do
+
+    state = _load_state({"elfpatch.plan": elfpatch.plan, "elfpatch.apply": racing_apply})
+    ret = state.patched(str(lib), RECIPE, value="Die", allow_unknown=True, backup_dir=backups)
+    assert ret["result"] is True, ret
+    assert ret["changes"] == {}
+    assert "concurrent run" in ret["comment"]
+    assert elfpatch.status(str(lib), RECIPE)["state"] == "patched"
+
+
+def test_stale_backup_temp_is_removed_and_backup_kept(tmp_path, backups):
+    """A run killed while writing the backup left a full-size temp file: the next run removes it."""
+    lib = lab.build_so(tmp_path, "lib")
+    original_sha = lab.sha256(lib)
+    os.makedirs(backups)
+    stale = Path(backups) / f".{original_sha}{elfpatch.TEMP_PREFIX}k1ll3d.tmp"
+    stale.write_bytes(lib.read_bytes())
+    unrelated = Path(backups) / "notes.txt"
+    unrelated.write_text("kept")
+    done = _apply(lib, backups, value="Die")
+    assert not stale.exists()
+    assert unrelated.read_text() == "kept"
+    assert lab.sha256(done["backup"]) == original_sha
+    assert (Path(backups) / f"{original_sha}.json").exists()
+    assert sorted(p.name for p in Path(backups).iterdir()) == sorted(
+        [original_sha, f"{original_sha}.json", "notes.txt"]
+    )
+
+
+def test_backup_dir_next_to_the_library_does_not_deadlock(tmp_path):
+    lib = lab.build_so(tmp_path, "lib")
+    done = elfpatch.apply(
+        str(lib), RECIPE, value="Die", allow_unknown=True, backup_dir=str(tmp_path)
+    )
+    assert done["changed"] and os.path.dirname(done["backup"]) == str(tmp_path)
+
+
+def test_state_predicts_without_hwloc_library_or_module(tmp_path, backups, monkeypatch):
+    """Test mode on a host where the same highstate installs hwloc, OpenMPI or pyelftools."""
+    lib = lab.build_so(tmp_path, "lib")
+    functions = {
+        "elfpatch.plan": elfpatch.plan,
+        "elfpatch.status": elfpatch.status,
+        "elfpatch.can_read_topology": lambda: False,  # lstopo-no-graphics not installed yet
+    }
+    state = _load_state(functions, test=True)
+    ret = state.patched(str(lib), RECIPE, allow_unknown=True, backup_dir=backups)
+    assert ret["result"] is None, ret
+    assert "decided when the state runs, after hwloc is installed" in ret["comment"]
+    assert ret["changes"]["bytes"]["old"] == "0d"
+    missing = state.patched(str(tmp_path / "absent.so"), RECIPE)
+    assert missing["result"] is None
+    assert "does not exist yet" in missing["comment"]
+    no_module = _load_state({}, test=True).patched(str(lib), RECIPE)
+    assert no_module["result"] is None
+    assert "pyelftools" in no_module["comment"]
+    # a real run without hwloc still fails, loudly
+    monkeypatch.setenv("PATH", str(tmp_path))
+    real = _load_state({"elfpatch.plan": elfpatch.plan, "elfpatch.apply": elfpatch.apply})
+    ret = real.patched(str(lib), RECIPE, allow_unknown=True, backup_dir=backups)
+    assert ret["result"] is False
+    assert "lstopo-no-graphics is not installed" in ret["comment"]

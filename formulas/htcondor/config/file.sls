@@ -7,6 +7,9 @@
 {%- set checker = mapdata.libexec_dir ~ "/condor-config-check" %}
 {%- set wrapper = mapdata.libexec_dir ~ "/condor-job-wrapper" %}
 
+include:
+  - {{ tpldir.split("/")[0] }}.package.install
+
 htcondor-config-libexec:
   file.directory:
     - name: {{ mapdata.libexec_dir }}
@@ -50,6 +53,8 @@ htcondor-config-slots:
         slots: {{ plan | json }}
     - check_cmd: {{ checker }}
     - require:
+      # the checker reads the file with HTCondor's parser, which the package brings
+      - pkg: htcondor-package
       - file: htcondor-config-checker
       - file: htcondor-config-dir
 
@@ -64,6 +69,7 @@ htcondor-config-environment:
         allow_getenv: {{ mapdata.submit.allow_getenv | json }}
     - check_cmd: {{ checker }}
     - require:
+      - pkg: htcondor-package
       - file: htcondor-config-checker
       - file: htcondor-config-job-wrapper
       - file: htcondor-config-dir

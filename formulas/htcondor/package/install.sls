@@ -1,14 +1,75 @@
+{#- HTCondor's own apt repository (every part from pillar htcondor:repo), its
+    signing key, a pin, and the package.  Packages this formula installs are
+    recorded, so that clean removes only those. #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set repo = mapdata.repo %}
+{%- set installed = salt["pkg.version"](mapdata.package) %}
+{%- set record = mapdata.state_dir ~ "/installed-packages" %}
+{%- set recorded = salt["file.read"](record).split() if salt["file.file_exists"](record) else [] %}
+{%- set to_record = (recorded + ([] if installed else [mapdata.package])) | unique | sort %}
 {%- if repo.manage %}
+{%- set origin = repo.pin.origin or repo.url.split("/")[2].split(":")[0].split("@")[-1] %}
+
+# The key apt checks the repository's Release file with.  apt reads a keyring
+# named *.asc as ASCII-armored and *.gpg as binary (the schema keeps to those).
+htcondor-package-keyring:
+  htcondor.keyring:
+    - name: {{ repo.keyring }}
+    - source: {{ repo.key_url }}
+    - key_sha256: {{ repo.key_sha256 | json }}
 
 htcondor-package-repo:
-  pkgrepo.managed:
-    - name: deb [signed-by={{ repo.keyring }}] {{ repo.url }} {{ grains.oscodename }} {{ repo.component }}
-    - file: /etc/apt/sources.list.d/htcondor.list
-    - key_url: {{ repo.key_url }}
-    - aptkey: False
-    - signedby: {{ repo.keyring }}
+  file.managed:
+    - name: {{ repo.sources_file }}
+    - contents: "deb [signed-by={{ repo.keyring }}] {{ repo.url }} {{ repo.suite or grains.oscodename }} {{ repo.component }}"
+    - mode: "0644"
+    - require:
+      - htcondor: htcondor-package-keyring
+{%- if repo.pin.priority is not none %}
+
+# HTCondor's package from HTCondor's repository, not from whatever else offers the name.
+htcondor-package-pin:
+  file.managed:
+    - name: {{ repo.pin.file }}
+    - contents: |
+        Package: {{ mapdata.package }}
+        Pin: origin "{{ origin }}"
+        Pin-Priority: {{ repo.pin.priority }}
+    - mode: "0644"
+    - require_in:
+      - pkg: htcondor-package
+{%- endif %}
+
+# Only this repository's index, and only when its source or key changed.
+htcondor-package-index:
+  module.run:
+    - cmd.run_all:
+      - cmd:
+        - apt-get
+        - update
+        - -q
+        - -o
+        - Dir::Etc::sourcelist={{ repo.sources_file }}
+        - -o
+        - Dir::Etc::sourceparts=-
+        - -o
+        - APT::Get::List-Cleanup=0
+      - python_shell: false
+    - onchanges:
+      - file: htcondor-package-repo
+      - htcondor: htcondor-package-keyring
+    - require_in:
+      - pkg: htcondor-package
+{%- endif %}
+{%- if to_record != recorded %}
+
+# What labsalt installed itself (clean removes these and nothing else).
+htcondor-package-record:
+  file.managed:
+    - name: {{ record }}
+    - contents: {{ to_record | join("\n") | json }}
+    - makedirs: true
+    - mode: "0644"
     - require_in:
       - pkg: htcondor-package
 {%- endif %}
@@ -16,3 +77,6 @@ htcondor-package-repo:
 htcondor-package:
   pkg.installed:
     - name: {{ mapdata.package }}
+    {#- apt's lists are refreshed only when something is to be installed, and
+        never in test mode (it would write /var/lib/apt/lists). #}
+    - refresh: {{ (not installed and not opts.test) | json }}

@@ -2,12 +2,11 @@
 include:
   - ..config.file
 
-# A running HTCondor rereads its configuration; one that is not installed or
-# not running reads it when it starts.
+# A running HTCondor rereads its configuration (condor_reconfig); one that is
+# not installed or not running reads it when it starts.
 htcondor-service-reconfig:
-  cmd.run:
-    - name: condor_reconfig
-    - onlyif: systemctl is-active --quiet {{ mapdata.service }}
+  htcondor.reconfigured:
+    - name: {{ mapdata.service }}
     - onchanges:
       - file: htcondor-config-slots
       - file: htcondor-config-environment

@@ -1,10 +1,13 @@
+{#- openmpi.settings reads the topology from sysfs (nothing installed needed),
+    so this renders before the package states below have run. #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set mpi = salt["openmpi.settings"](mapdata) %}
+{%- set comment = "Pinning policy " ~ mpi.policy ~ ": " ~ mpi.reason ~ "." %}
 
 include:
   - {{ tpldir.split("/")[0] }}.package.install
 
-# Login shells (and Intel MPI, OpenMP): environment variables.
+# Login shells (and Intel MPI, OpenMP): environment variables, in a file of our own.
 openmpi-profile:
   file.managed:
     - name: {{ mapdata.profile_file }}
@@ -22,7 +25,9 @@ openmpi-mca-params-checker:
     - makedirs: true
     - mode: "0755"
 
-# Every OpenMPI process, login shell or not (batch jobs, ssh commands).
+# Every OpenMPI process, login shell or not (batch jobs, ssh commands): our
+# parameters as a marked block in the distribution's file; Debian's and the
+# site's lines stay.  The whole candidate is checked with ompi_info first.
 openmpi-mca-params:
   file.managed:
     - name: {{ mapdata.mca_params_file }}
@@ -32,8 +37,9 @@ openmpi-mca-params:
     - mode: "0644"
     - check_cmd: {{ mapdata.checker }}
     - context:
+        path: {{ mapdata.mca_params_file | json }}
         params: {{ mpi.mca_params | json }}
-        mpi: {{ mpi | json }}
+        comment: {{ comment | json }}
     - require:
       - file: openmpi-mca-params-checker
       - pkg: openmpi-packages
@@ -48,6 +54,9 @@ openmpi-prte-params:
     - makedirs: true
     - mode: "0644"
     - context:
+        path: {{ mapdata.prte_params_file | json }}
         params: {{ mpi.prte_params | json }}
-        mpi: {{ mpi | json }}
+        comment: {{ comment | json }}
+    - require:
+      - pkg: openmpi-packages
 {%- endif %}

@@ -1,5 +1,27 @@
+{#- Packages, and a record of the ones labsalt installed itself (clean removes
+    those and nothing else).  pkg.version is a read-only dpkg query. #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{%- set patch = mapdata.singleton_patch %}
+{%- set wanted = mapdata.packages + (patch.packages if patch.enabled else []) %}
+{%- set record = mapdata.state_dir ~ "/installed-packages" %}
+{%- set recorded = salt["file.read"](record).split() if salt["file.file_exists"](record) else [] %}
+{%- set missing = [] %}
+{%- for name in wanted if not salt["pkg.version"](name) %}{% do missing.append(name) %}{% endfor %}
+{%- set to_record = (recorded + missing) | unique | sort %}
+{%- if to_record != recorded %}
+
+openmpi-package-record:
+  file.managed:
+    - name: {{ record }}
+    - contents: {{ to_record | join("\n") | json }}
+    - makedirs: true
+    - mode: "0644"
+    - require_in:
+      - pkg: openmpi-packages
+{%- endif %}
 
 openmpi-packages:
   pkg.installed:
     - pkgs: {{ mapdata.packages | json }}
+    {#- apt's lists: refreshed only when something is missing, never in test mode #}
+    - refresh: {{ (missing | length > 0 and not opts.test) | json }}

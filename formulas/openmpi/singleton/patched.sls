@@ -1,6 +1,8 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set patch = mapdata.singleton_patch %}
 {%- if patch.enabled %}
+{%- set installed_patch_packages = [] %}
+{%- for name in patch.packages if salt["pkg.version"](name) %}{% do installed_patch_packages.append(name) %}{% endfor %}
 
 include:
   - {{ tpldir.split("/")[0] }}.package.install
@@ -11,6 +13,10 @@ openmpi-elfpatch-dependencies:
   pkg.installed:
     - pkgs: {{ patch.packages | json }}
     - reload_modules: true
+    {#- apt's lists: refreshed only when something is missing, never in test mode #}
+    - refresh: {{ (not opts.test and (patch.packages | reject("in", installed_patch_packages) | list | length > 0)) | json }}
+    - require:
+      - sls: {{ tpldir.split("/")[0] }}.package.install
 
 # OpenMPI 4 singletons (programs started without mpirun) bind to the NUMA
 # node's parent instead of the NUMA node, which hwloc 2 no longer lists among
