@@ -28,6 +28,7 @@ Site data per role (what is outside labsalt's control on a real site):
 """
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -161,7 +162,8 @@ class RoleLab:
         url = repo.serve(host.ns.host_addr)
         self.stack.callback(repo.close)
         self.repo = repo
-        return {"htcondor": {"repo": {"url": url, "key_url": f"{url}/key.asc"}}}
+        key = hashlib.sha256((repo.root / "key.asc").read_bytes()).hexdigest()
+        return {"htcondor": {"repo": {"url": url, "key_url": f"{url}/key.asc", "key_sha256": key}}}
 
     def _site_nas(self, host):
         try:
