@@ -102,8 +102,8 @@ def test_role_converges_on_bare_host(lab, role):
     moved = changed(states)
     if failed(states) or moved:
         problems.append(
-            f"second highstate: {len(failed(states))} failed, changes in "
-            + ", ".join(sorted(moved))
+            f"second highstate: {len(failed(states))} failed, changes in:\n"
+            + "\n".join(f"  {k}: {str(v['changes'])[:800]}" for k, v in sorted(moved.items()))
             + ("\n" + _failures(states) if failed(states) else "")
         )
     assert not problems, f"{role}:\n" + "\n".join(problems)
