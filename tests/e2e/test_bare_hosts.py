@@ -25,7 +25,6 @@ import contextlib
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support import roles
 from tests.support.states import changed, failed, results
@@ -139,9 +138,8 @@ def test_every_formula_renders_on_a_bare_host(render_host, tmp_path_factory):
     lab.hosts["render"] = render_host
     lab.site["render"] = {"labsalt": {"roles": sorted(roles.roles()), "skip": []}}
     lab.write_pillar()
-    # Site data, not packages: the installer trees pillar.example's ipxe menu names.
-    example = yaml.safe_load((roles.EXAMPLE / "ipxe.sls").read_text())["ipxe"]["installers"]
-    lab.seed_installers(render_host, example)
+    # Site data, not packages: installer trees and firmware images pillar.example names.
+    lab.seed_example_site(render_host)
     lab.roster = render_host.factory.roster([render_host], name="render-roster")
     returns, _ = lab.ssh(["render"], call=["state.show_sls", ",".join(FORMULAS)])
     ret = returns["render"]

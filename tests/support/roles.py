@@ -237,6 +237,20 @@ class RoleLab:
         host.copy(trees, "/srv/tftp/installers")
         return scratch
 
+    def seed_example_site(self, host):
+        """
+        The site data pillar.example itself names, for rendering every formula:
+        the ipxe menu's installer trees and the OpenWRT images fritzbox_openwrt
+        would flash (the formulas' validators read them; stand-ins that start
+        with the images' magic: an EVA record, a UBI image).
+        """
+        example = {p.stem: yaml.safe_load(p.read_text()) for p in EXAMPLE.glob("*.sls")}
+        self.seed_installers(host, example["ipxe"]["ipxe"]["installers"])
+        fritzbox = example.get("fritzbox_openwrt", {}).get("fritzbox_openwrt", {})
+        for role, head, size in (("kernel", b"\x81\x12\xed\xfe", 96), ("filesystem", b"UBI#", 320)):
+            if fritzbox.get(role):
+                host.put(fritzbox[role], head + os.urandom(size * 1024 - len(head)))
+
     def _site_pxe(self, host):
         scratch = self.seed_installers(host, ipxe_tree.INSTALLERS[:1])
         served = scratch / "served"
