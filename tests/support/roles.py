@@ -13,8 +13,9 @@ Site data per role (what is outside labsalt's control on a real site):
 
 - workstation: HTCondor's apt repository is out of reach here, so a signed
   repository of our own (tests/support/aptrepo.py) holds a stand-in ``condor``
-  package and the pillar points htcondor:repo at it; the host's topology is
-  this machine's (read live in the host).
+  package and the pillar points htcondor:repo at it; HTCondor plans for the
+  Threadripper 1950X snapshot tests/e2e/test_htcondor.py uses, OpenMPI for the
+  host's live topology.
 - nas: a loop device of this machine made visible in the host with the
   /dev/disk/by-id link udev would make (as tests/e2e/test_spindown.py).
 - dns: the host's own address as ns1 (as tests/e2e/test_bind_ad.py).
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support import aptrepo, bbb_standins, ipxe_tree
+from tests.support import aptrepo, bbb_standins, ipxe_tree, sysfs_snapshot
 from tests.support.loopdev import LoopUnavailable, loop_device
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +52,7 @@ TURN_SECRET = "bare-TurnSecret-2718-shared"
 DIALIN_TOKEN = "BareDialToken42"
 PXE_PASSWORD = "Bare-Rd-Pa55"
 NAS_BY_ID = "ata-LABSALT_BARE_NAS"
+SNAPSHOT = "/srv/topology/threadripper-1950x"
 
 
 def roles():
@@ -163,7 +165,19 @@ class RoleLab:
         self.stack.callback(repo.close)
         self.repo = repo
         key = hashlib.sha256((repo.root / "key.asc").read_bytes()).hexdigest()
-        return {"htcondor": {"repo": {"url": url, "key_url": f"{url}/key.asc", "key_sha256": key}}}
+        # HTCondor plans for a Threadripper 1950X, as tests/e2e/test_htcondor.py: slot
+        # memory follows the NUMA nodes' MemTotal, which changes on a VM with memory
+        # hotplug (this machine's) and would make the second highstate rewrite it.
+        snapshot = sysfs_snapshot.write_snapshot(
+            sysfs_snapshot.THREADRIPPER_1950X, self.workdir / "threadripper-1950x"
+        )
+        host.copy([snapshot], str(Path(SNAPSHOT).parent))
+        return {
+            "htcondor": {
+                "repo": {"url": url, "key_url": f"{url}/key.asc", "key_sha256": key},
+                "topology_root": SNAPSHOT,
+            }
+        }
 
     def _site_nas(self, host):
         try:
