@@ -10,10 +10,12 @@ Registrations are kernel-wide (per user namespace): everything here acts on
 ``/proc/sys/fs/binfmt_misc``, mounting it first where the host has not.
 """
 
+import json
 import logging
 import os
 import re
 import subprocess
+import tempfile
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -24,6 +26,9 @@ __virtualname__ = "binfmt"
 ROOT = "/proc/sys/fs/binfmt_misc"
 VALID_FLAGS = set("POCF")
 NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+# ':' separates the register string's fields; blanks, control characters and
+# shell characters have no business in an interpreter path either.
+INTERPRETER = re.compile(r"^/[A-Za-z0-9_./+@-]{1,254}$")
 
 
 def __virtual__():
@@ -67,8 +72,13 @@ def spec(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR09
     """
     if not NAME.match(str(name)):
         raise SaltInvocationError(f"binfmt name {name!r} must be 1-64 letters, digits or ._+-")
-    if not str(interpreter).startswith("/"):
-        raise SaltInvocationError(f"binfmt interpreter {interpreter!r} must be an absolute path")
+    if not INTERPRETER.match(str(interpreter)) or "/../" in f"{interpreter}/":
+        raise SaltInvocationError(
+            f"binfmt interpreter {interpreter!r} must be an absolute path of letters, digits "
+            "and _./+@- (no ':', the register string's separator, no '..')"
+        )
+    if not 0 <= int(offset) <= 127:
+        raise SaltInvocationError(f"binfmt offset {offset!r} is not 0-127")
     magic_bytes = _hexbytes(magic, "binfmt magic")
     mask_bytes = _hexbytes(mask, "binfmt mask") if mask else b""
     if not magic_bytes:
@@ -247,10 +257,85 @@ def _refuse_native(entry):
             )
 
 
-def register(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR0917
+# --------------------------------------------------------------------------- ownership
+#
+# binfmt_misc is shared by everything on the host (binfmt-support, systemd-binfmt,
+# other tools).  A ``record`` file says that labsalt registered an entry, and what
+# was registered under that name before it (None: nothing); only an entry with a
+# record is labsalt's to remove, and removing it puts the previous one back.
+
+
+def owned(record):
+    """
+    The ownership record at ``record`` (``{"name", "previous"}``), or None when
+    labsalt did not register the entry.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call binfmt.owned /var/lib/labsalt/ppc64_emulation/binfmt-qemu-ppc64.json
+    """
+    try:
+        with open(record, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CommandExecutionError(
+            f"binfmt ownership record {record} is unreadable: {exc}"
+        ) from None
+    return data if isinstance(data, dict) and data.get("name") else None
+
+
+def _write_record(record, data):
+    os.makedirs(os.path.dirname(record), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(record), prefix=".binfmt-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, sort_keys=True)
+    os.replace(tmp, record)
+
+
+def _register_line(fields):
+    """Register an entry from stored fields (a previous owner's) exactly as it was."""
+    _write(os.path.join(ROOT, "register"), registration_line(fields))
+    if fields.get("enabled") is False:
+        _write(os.path.join(ROOT, fields["name"]), "0")
+
+
+def release(name, record):
+    """
+    Remove the entry ``name`` only when ``record`` says labsalt registered it, and
+    register again what was there before; then drop the record.  Returns
+    ``{"removed": entry or None, "restored": previous or None}``, or None when the
+    entry was not labsalt's (it is left alone).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call binfmt.release qemu-ppc64 /var/lib/labsalt/ppc64_emulation/binfmt-qemu-ppc64.json
+    """
+    data = owned(record)
+    if data is None or data["name"] != name:
+        return None
+    live = entry(name)
+    if live:
+        unregister(name)
+    previous = data.get("previous")
+    if previous:
+        mount()
+        _register_line(previous)
+    os.remove(record)
+    return {"removed": live, "restored": previous}
+
+
+def register(name, interpreter, magic, mask="", offset=0, flags="F", record=None):  # noqa: PLR0917
     """
     Register an entry (replacing one of the same name that differs) and return
-    the kernel's view of it.  With ``F`` the interpreter must exist now.
+    the kernel's view of it.  With ``F`` the interpreter must exist now.  With
+    ``record`` (a file path), a change is recorded as labsalt's, with the entry it
+    replaced, so that ``release`` removes only what labsalt registered.
 
     CLI Example:
 
@@ -270,6 +355,10 @@ def register(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: P
     live = entry(wanted["name"])
     if live and same(live, wanted) and live["enabled"]:
         return live
+    if record and owned(record) is None:
+        keep = ("name", "interpreter", "offset", "magic", "mask", "flags", "enabled")
+        previous = {k: live[k] for k in keep if k in live} if live else None
+        _write_record(record, {"name": wanted["name"], "previous": previous})
     if live:
         unregister(wanted["name"])
     _write(os.path.join(ROOT, "register"), registration_line(wanted))

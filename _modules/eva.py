@@ -25,9 +25,12 @@ uploaded, then sends kernel then filesystem and reports progress.
 
 import ftplib
 import hashlib
+import ipaddress
 import logging
+import math
 import os
 import re
+import stat
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -46,6 +49,26 @@ MODEL_TAGS = {"Fritz_Box_3370": "fritz3370"}
 ENV_NAMES = ("ProductID", "HWRevision", "HWSubRevision", "urlader-version", "mtd0", "mtd1")
 CHUNK = 64 * 1024
 
+# What each image must start with.  OpenWRT builds the 3370's eva-kernel.bin with
+# `lzma2eva` (target/linux/lantiq/image: KERNEL := ... | lzma | eva-image), whose
+# header starts with the EVA record magic 0xfeed1281, little-endian; a U-Boot
+# uImage (magic 0x27051956) is accepted too.  eva-filesystem.bin is `append-ubi`:
+# a UBI image ("UBI#" erase-counter header); a bare squashfs ("hsqs") is accepted.
+MAGIC = {
+    "kernel": {b"\x81\x12\xed\xfe": "EVA (lzma2eva)", b"\x27\x05\x19\x56": "uImage"},
+    "filesystem": {b"UBI#": "UBI", b"hsqs": "squashfs"},
+}
+# Sizes that make sense for the 3370's partitions (mtd1: 4 MiB kernel; mtd0: the
+# rest of its 512 MiB NAND); the box's own mtd sizes are checked again at flash time.
+SIZE_LIMITS = {"kernel": (512, 4 * 1024 * 1024), "filesystem": (4096, 512 * 1024 * 1024)}
+# (low, high) for the numeric arguments: a NaN or an endless window never gets in.
+NUMBER_LIMITS = {
+    "window": (1, 3600),
+    "retry_interval": (0.05, 60),
+    "timeout": (1, 600),
+    "transfer_timeout": (10, 3600),
+}
+
 
 def __virtual__():
     return __virtualname__
@@ -60,6 +83,135 @@ def _sha256(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _number(name, value):
+    """A finite number within NUMBER_LIMITS[name], or one clear error."""
+    low, high = NUMBER_LIMITS[name]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SaltInvocationError(f"eva: {name} {value!r} is not a number") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise SaltInvocationError(f"eva: {name} {value!r} is not a number from {low} to {high}")
+    return number
+
+
+def _endpoint(address, port):
+    try:
+        ipaddress.ip_address(str(address))
+    except ValueError:
+        raise SaltInvocationError(f"eva: address {address!r} is not an IP address") from None
+    if isinstance(port, bool) or str(port) != str(port).strip() or not str(port).isdigit():
+        raise SaltInvocationError(f"eva: port {port!r} is not a port number")
+    if not 0 < int(port) < 65536:
+        raise SaltInvocationError(f"eva: port {port!r} is not a port number")
+    return str(address), int(port)
+
+
+def check_image_file(role, path):
+    """
+    Read-only checks of one image before anything else: a regular file (not a
+    device, FIFO or directory), a size that fits the partition, and the magic of
+    its format (kernel: EVA or uImage; filesystem: UBI or squashfs).  Returns its
+    size; raises SaltInvocationError with one line.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call eva.check_image_file kernel /srv/openwrt/...-eva-kernel.bin
+    """
+    if role not in MAGIC:
+        raise SaltInvocationError(f"image role {role!r} is not kernel or filesystem")
+    if not path or not isinstance(path, str) or not os.path.isabs(path):
+        raise SaltInvocationError(f"{role} image {path!r} is not an absolute path")
+    real = os.path.realpath(path)
+    if real.startswith(("/proc/", "/sys/", "/dev/")):
+        raise SaltInvocationError(f"{role} image {path} is not a regular file ({real})")
+    try:
+        info = os.stat(real)
+    except OSError as exc:
+        raise SaltInvocationError(
+            f"{role} image {path} does not exist or cannot be read ({exc.strerror})"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SaltInvocationError(f"{role} image {path} is not a regular file")
+    if info.st_size == 0:
+        raise SaltInvocationError(f"{role} image {path} is empty")
+    try:
+        with open(real, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise SaltInvocationError(f"{role} image {path} cannot be read ({exc.strerror})") from None
+    if head not in MAGIC[role]:
+        other = "filesystem" if role == "kernel" else "kernel"
+        if head in MAGIC[other]:
+            raise SaltInvocationError(
+                f"{role} image {path} looks like the {other} image ({MAGIC[other][head]} "
+                "magic): kernel and filesystem swapped?"
+            )
+        kinds = " or ".join(MAGIC[role].values())
+        raise SaltInvocationError(
+            f"{role} image {path} has no {kinds} magic (starts with {head.hex()})"
+        )
+    low, high = SIZE_LIMITS[role]
+    if not low <= info.st_size <= high:
+        raise SaltInvocationError(
+            f"{role} image {path} has {info.st_size} bytes; a {role} image has {low} to {high}"
+        )
+    return info.st_size
+
+
+def validate(mapdata):
+    """
+    Checks of fritzbox_openwrt's merged parameters beyond the schema
+    (``validator:`` in its schema.yaml), before anything else and read-only:
+    each image file (regular file, size, magic), its file name's model and
+    flash chip, kernel and filesystem not swapped.  Raises SaltInvocationError
+    naming the key: ``fritzbox_openwrt:kernel: ...``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call eva.validate '{kernel: /srv/openwrt/k.bin, filesystem: /srv/openwrt/f.bin}'
+    """
+    for role in ("kernel", "filesystem"):
+        try:
+            check_image_file(role, mapdata.get(role))
+            _check_name(
+                role,
+                mapdata.get(role),
+                mapdata.get("model", "Fritz_Box_3370"),
+                mapdata.get("flash_chip") or None,
+            )
+        except SaltInvocationError as exc:
+            raise SaltInvocationError(f"fritzbox_openwrt:{role}: {exc}") from None
+    if os.path.realpath(mapdata["kernel"]) == os.path.realpath(mapdata["filesystem"]):
+        raise SaltInvocationError("fritzbox_openwrt:filesystem: is the same file as the kernel")
+    return True
+
+
+def _check_name(role, path, model, flash_chip):
+    """The file name's model and flash chip (OpenWRT names them) match the box."""
+    other = "filesystem" if role == "kernel" else "kernel"
+    name = os.path.basename(path).lower()
+    if f"-{other}" in name and f"-{role}" not in name:
+        raise SaltInvocationError(
+            f"{role} image {path} looks like the {other} image: kernel and filesystem swapped?"
+        )
+    tag = MODEL_TAGS.get(model)
+    if tag and re.search(r"fritz\d{4}", name) and tag not in name:
+        raise SaltInvocationError(
+            f"{role} image {path} is built for another model (expected '{tag}' for {model})"
+        )
+    named_chips = [chip for chip in FLASH_CHIPS if chip in name]
+    if flash_chip and named_chips and flash_chip not in named_chips:
+        raise SaltInvocationError(
+            f"{role} image {path} is built for {'/'.join(named_chips)} flash, but this box "
+            f"has {flash_chip}: flashing it would leave the box unbootable"
+        )
 
 
 def check_images(kernel, filesystem, model="Fritz_Box_3370", flash_chip=None):
@@ -81,32 +233,12 @@ def check_images(kernel, filesystem, model="Fritz_Box_3370", flash_chip=None):
             f"flash_chip {flash_chip!r} is not one of {', '.join(FLASH_CHIPS)}"
         )
     images = {}
-    for role, path, other in (
-        ("kernel", kernel, "filesystem"),
-        ("filesystem", filesystem, "kernel"),
-    ):
-        if not path or not os.path.isfile(path):
-            raise SaltInvocationError(f"{role} image {path!r} does not exist")
-        size = os.path.getsize(path)
-        if size == 0:
-            raise SaltInvocationError(f"{role} image {path} is empty")
-        name = os.path.basename(path).lower()
-        if f"-{other}" in name and f"-{role}" not in name:
-            raise SaltInvocationError(
-                f"{role} image {path} looks like the {other} image: kernel and filesystem swapped?"
-            )
-        tag = MODEL_TAGS.get(model)
-        if tag and re.search(r"fritz\d{4}", name) and tag not in name:
-            raise SaltInvocationError(
-                f"{role} image {path} is built for another model (expected '{tag}' for {model})"
-            )
-        named_chips = [chip for chip in FLASH_CHIPS if chip in name]
-        if flash_chip and named_chips and flash_chip not in named_chips:
-            raise SaltInvocationError(
-                f"{role} image {path} is built for {'/'.join(named_chips)} flash, but this box "
-                f"has {flash_chip}: flashing it would leave the box unbootable"
-            )
+    for role, path in (("kernel", kernel), ("filesystem", filesystem)):
+        size = check_image_file(role, path)
+        _check_name(role, path, model, flash_chip)
         images[role] = {"path": path, "size": size, "sha256": _sha256(path)}
+    if os.path.realpath(kernel) == os.path.realpath(filesystem):
+        raise SaltInvocationError(f"kernel and filesystem are the same file {kernel}")
     return images
 
 
@@ -200,6 +332,10 @@ def environment(  # noqa: PLR0917
 
         salt-call eva.environment window=120
     """
+    # checked here too, before any connection: a NaN window would never pass
+    _endpoint(address, port)
+    _number("window", window)
+    _number("retry_interval", retry_interval)
     ftp = _connect(address, port, user, password, window, retry_interval)
     try:
         return {name: _getenv(ftp, name) for name in names}
@@ -309,6 +445,10 @@ def flash(  # noqa: PLR0917
             /srv/openwrt/...-fritz3370-rev2-micron-squashfs-eva-filesystem.bin \\
             flash_chip=micron hwrevisions='[175]' window=120
     """
+    _endpoint(address, port)
+    _number("window", window)
+    _number("retry_interval", retry_interval)
+    transfer_timeout = _number("transfer_timeout", transfer_timeout)
     images = check_images(kernel, filesystem, model, flash_chip)
     ftp = _connect(address, port, user, password, window, retry_interval)
     progress = []
@@ -319,7 +459,7 @@ def flash(  # noqa: PLR0917
         _command(ftp, "SETENV linux_fs_start 0")
         _command(ftp, "TYPE I")
         _command(ftp, "MEDIA FLSH")
-        ftp.sock.settimeout(float(transfer_timeout))
+        ftp.sock.settimeout(transfer_timeout)
         _upload(ftp, images["kernel"], "mtd1", progress)
         _upload(ftp, images["filesystem"], "mtd0", progress)
         rebooted = False

@@ -400,12 +400,11 @@ def _check_dict(value, schema, path, errors):
     if len(errors) > before:
         return  # cross-field rules only between values that are valid themselves
     for low, high in schema.get("ordered", []):
-        if value.get(low) is not None and value.get(high) is not None:
-            if value[low] > value[high]:
-                errors.append(
-                    f"{_join(path, low)}: {value[low]!r} is above "
-                    f"{_join(path, high)} {value[high]!r}"
-                )
+        low_value, high_value = value.get(low), value.get(high)
+        if low_value is not None and high_value is not None and low_value > high_value:
+            errors.append(
+                f"{_join(path, low)}: {low_value!r} is above {_join(path, high)} {high_value!r}"
+            )
 
 
 def masked(data, schema, mask="***"):

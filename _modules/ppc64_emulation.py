@@ -19,10 +19,90 @@ __virtualname__ = "ppc64_emulation"
 
 ENGINES = ("docker", "podman")
 RECIPE_LABEL = "org.labsalt.recipe-sha256"
+MARKER = "Managed by Salt (labsalt ppc64_emulation)"
 
 
 def __virtual__():
     return __virtualname__
+
+
+def validate(mapdata):
+    """
+    Checks of ppc64_emulation's merged parameters beyond the schema
+    (``validator:`` in its schema.yaml; read-only): the binfmt fields as the
+    kernel will take them (magic and mask of one length, no ':' anywhere), and a
+    sha256 for an enabled Adélie image (its rootfs is never used unverified).
+    Raises SaltInvocationError naming the key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ppc64_emulation.validate "$(salt-call --out json labsalt.mapdata ppc64_emulation)"
+    """
+    b = mapdata.get("binfmt", {})
+    try:
+        __salt__["binfmt.spec"](
+            b.get("name"), b.get("interpreter"), b.get("magic"), b.get("mask", ""),
+            b.get("offset", 0), b.get("flags", "F"),
+        )  # fmt: skip
+    except SaltInvocationError as exc:
+        raise SaltInvocationError(f"ppc64_emulation:binfmt: {exc}") from None
+    except KeyError:
+        pass  # the binfmt module is not loaded here (no binfmt_misc): the state checks
+    images = mapdata.get("containers", {}).get("images", {})
+    adelie = images.get("adelie", {})
+    if adelie.get("enabled") and not adelie.get("rootfs_sha256"):
+        raise SaltInvocationError(
+            "ppc64_emulation:containers:images:adelie:rootfs_sha256: is required when the "
+            "Adélie image is enabled (the rootfs is never downloaded unverified)"
+        )
+    return True
+
+
+def ours(path):
+    """
+    True when ``path`` is absent or a file this formula wrote (it carries the
+    formula's marker line): a site's own file of that name is never replaced or
+    removed.  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ppc64_emulation.ours /etc/binfmt.d/qemu-ppc64.conf
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return MARKER in handle.read(4096)
+    except FileNotFoundError:
+        return True
+    except IsADirectoryError:
+        return False
+
+
+def missing_dirs(paths):
+    """
+    The directories among ``paths`` and their ancestors that do not exist yet,
+    outermost first: what a state with ``makedirs`` would create, recorded so that
+    clean removes exactly those (when empty).  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ppc64_emulation.missing_dirs '[/srv/labsalt/ppc64-containers/debian]'
+    """
+    found = []
+    for path in paths:
+        parts = [part for part in str(path).split("/") if part]
+        if not str(path).startswith("/") or ".." in parts or "." in parts:
+            raise SaltInvocationError(f"{path!r} is not an absolute path without '..'")
+        for depth in range(1, len(parts) + 1):
+            candidate = "/" + "/".join(parts[:depth])
+            if not os.path.isdir(candidate) and candidate not in found:
+                found.append(candidate)
+    return found
 
 
 def status(name="qemu-ppc64"):

@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -41,6 +42,12 @@ MODES = ("auto", "systemd", "cgroup2", "cgroup1")
 NFT_CGROUP_PREFIX = "/sys/fs/cgroup"  # nft resolves `socket cgroupv2` paths below this
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 CHAIN = re.compile(r"^[A-Za-z0-9_]{1,28}$")
+# Replies to connections that came in (VirtualBox NAT port forwards, VRDE) and
+# ICMP errors about allowed connections leave from the VM's process too: they
+# must pass before the rejects.  A connection the VM opens itself to a
+# destination that is not allowed is rejected at its first packet, so it never
+# becomes established.
+NFT_CT_ACCEPT = "ct state established,related accept"
 
 
 def __virtual__():
@@ -196,6 +203,38 @@ def cgroup(name, mode="auto"):
     }
 
 
+# --------------------------------------------------------------------------- validation
+
+
+def validate(mapdata):
+    """
+    Checks of the merged parameters beyond the schema (``validator:`` in
+    schema.yaml; read-only): destinations (ports need tcp or udp), the cgroup
+    name as a systemd slice name, the classid's range, the table name.  Raises
+    SaltInvocationError with one line naming the key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call vbox_egress.validate "$(salt-call --out json labsalt.mapdata vbox_egress)"
+    """
+    destinations(mapdata.get("allow") or [])
+    name = str(mapdata.get("cgroup", ""))
+    if mapdata.get("mode") in ("auto", "systemd"):
+        try:
+            slice_units(name)
+        except SaltInvocationError as exc:
+            raise SaltInvocationError(f"vbox_egress:cgroup: {exc}") from None
+    if not CHAIN.match(str(mapdata.get("table", ""))):
+        raise SaltInvocationError("vbox_egress:table: letters, digits and '_' only (max 28)")
+    try:
+        _parse_classid(mapdata.get("classid", "0x00100001"))
+    except SaltInvocationError as exc:
+        raise SaltInvocationError(f"vbox_egress:classid: {exc}") from None
+    return True
+
+
 # --------------------------------------------------------------------------- destinations
 
 
@@ -264,6 +303,7 @@ def render_nft(table, group, allow):
                 ports = ", ".join(str(p) for p in sorted(set(dest["ports"])))
                 match += f" {dest['protocol']} dport {{ {ports} }}"
         rules.append(f"\t\t{match} accept")
+    rules.insert(0, f"\t\t{NFT_CT_ACCEPT}")
     rules += [
         "\t\tmeta l4proto tcp reject with tcp reset",
         "\t\treject with icmpx admin-prohibited",
@@ -280,8 +320,11 @@ def render_nft(table, group, allow):
 
 def _canonical_nft(text, table):
     """Load ``text`` into a throw-away network namespace and list it back."""
-    script = f"nft -f - && nft list table inet {table}"
-    return _run(["unshare", "--net", "sh", "-c", script], stdin=text).stdout
+    if not CHAIN.match(str(table)):
+        raise SaltInvocationError(f"vbox_egress table {table!r}: letters, digits, '_' only")
+    # The table name is an argument of the fixed script, never part of it.
+    script = 'nft -f - && nft list table inet "$1"'
+    return _run(["unshare", "--net", "sh", "-c", script, "sh", table], stdin=text).stdout
 
 
 def _live_nft(table):
@@ -311,7 +354,11 @@ def render_iptables(chain, classid, allow, family=4):
     """
     if not CHAIN.match(str(chain)):
         raise SaltInvocationError(f"vbox_egress chain {chain!r}: letters, digits, '_' only")
-    lines = ["*filter", f":{chain} - [0:0]"]
+    lines = [
+        "*filter",
+        f":{chain} - [0:0]",
+        f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    ]
     for dest in destinations(allow):
         if dest["family"] != family:
             continue
@@ -336,9 +383,12 @@ def _iptables(family):
 
 
 def _canonical_chain(text, chain, family):
+    if not CHAIN.match(str(chain)):
+        raise SaltInvocationError(f"vbox_egress chain {chain!r}: letters, digits, '_' only")
     tool = _iptables(family)
-    script = f"{tool}-restore --noflush && {tool} -w -S {chain}"
-    return _run(["unshare", "--net", "sh", "-c", script], stdin=text).stdout
+    # Tool and chain are arguments of the fixed script, never part of it.
+    script = '"$1-restore" --noflush && "$1" -w -S "$2"'
+    return _run(["unshare", "--net", "sh", "-c", script, "sh", tool, chain], stdin=text).stdout
 
 
 def _live_chain(chain, family):
@@ -374,6 +424,12 @@ def plan(name, allow, mode="auto", table="labsalt_vbox_egress", classid="0x00100
 
         salt-call vbox_egress.plan labsalt-vbox '[{address: 10.0.0.1, ports: [443]}]'
     """
+    # Bad input is refused here, on every host, before anything is looked at: not
+    # only where rules exist already to be compared with.
+    destinations(allow)
+    if not CHAIN.match(str(table)):
+        raise SaltInvocationError(f"vbox_egress:table: {table!r}: letters, digits, '_' only")
+    _parse_classid(classid)
     group = cgroup(name, mode)
     changes = {}
     if not os.path.isdir(group["path"]):
@@ -427,11 +483,13 @@ def apply(name, allow, mode="auto", table="labsalt_vbox_egress", classid="0x0010
         os.makedirs(group["path"], exist_ok=True)
     if group["mode"] == "cgroup1":
         value = _parse_classid(classid)
-        with open(os.path.join(group["path"], "net_cls.classid"), "w", encoding="ascii") as handle:
-            handle.write(str(value))
+        chain = table.upper()
         for family in (4, 6):
-            chain = table.upper()
+            # validated in a throw-away namespace first; raises with the tool's message
             _canonical_chain(render_iptables(chain, value, allow, family), chain, family)
+        # The chain and the jump exist before the cgroup's packets carry the classid:
+        # never a moment where the VM's traffic is classified but unfiltered.
+        for family in (4, 6):
             if f"{_iptables(family)} chain" in changes:
                 _run(
                     [f"{_iptables(family)}-restore", "-w", "--noflush"],
@@ -439,6 +497,11 @@ def apply(name, allow, mode="auto", table="labsalt_vbox_egress", classid="0x0010
                 )
             if f"{_iptables(family)} jump" in changes:
                 _run([_iptables(family), "-w", "-A", *_jump(chain, value)])
+        if "classid" in changes:
+            with open(
+                os.path.join(group["path"], "net_cls.classid"), "w", encoding="ascii"
+            ) as handle:
+                handle.write(str(value))
         return changes
     text = render_nft(table, group, allow)
     _canonical_nft(text, table)  # validates; raises with nft's message
@@ -558,17 +621,23 @@ def wrapper_context(name, mode="auto", table="labsalt_vbox_egress"):
 
         salt-call vbox_egress.wrapper_context labsalt-vbox
     """
+    if not CHAIN.match(str(table)):
+        raise SaltInvocationError(f"vbox_egress table {table!r}: letters, digits, '_' only")
     group = cgroup(name, mode)
     if group["mode"] == "cgroup1":
-        check = f"{_iptables(4)} -w -S {table.upper()}"
+        check = [_iptables(4), "-w", "-S", table.upper()]
         marker = f"-N {table.upper()}"
     else:
-        check = f"nft list table inet {table}"
+        check = ["nft", "list", "table", "inet", table]
         marker = f'socket cgroupv2 level {group["level"]} "{group["nft_path"]}" jump vm'
+    # Every value reaches the shell script quoted (the schema allows no shell
+    # metacharacters in these names; this is the second line of defence).
+    quote = shlex.quote
     return {
         "mode": group["mode"],
-        "slice": f"{name}.slice",
-        "procs_file": group["procs_file"],
-        "check": check,
-        "marker": marker,
+        "slice": quote(f"{name}.slice"),
+        "procs_file": quote(group["procs_file"]),
+        "cgroup_dir": quote(os.path.dirname(group["procs_file"])),
+        "check": " ".join(quote(part) for part in check),
+        "marker": quote(marker),
     }

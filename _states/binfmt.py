@@ -11,6 +11,8 @@ States over binfmt_misc entries (see the ``binfmt`` execution module).
         - flags: PF
 """
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 __virtualname__ = "binfmt"
 
 
@@ -28,13 +30,28 @@ def _shown(entry):
     return {k: entry[k] for k in ("interpreter", "flags", "offset", "magic", "mask") if k in entry}
 
 
-def registered(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa: PLR0917
+def _failed(ret, exc):
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    ret.update(result=False, changes={}, comment="; ".join(lines) or type(exc).__name__)
+    return ret
+
+
+def registered(name, interpreter, magic, mask="", offset=0, flags="F", record=None):  # noqa: PLR0917
     """
     The binfmt_misc entry ``name`` exists, is enabled and matches these fields;
     binfmt_misc is mounted first if it is not.  A differing entry of the same name
-    (e.g. one registered by binfmt-support without ``F``) is replaced.
+    (e.g. one registered by binfmt-support without ``F``) is replaced; with
+    ``record`` the replacement is recorded as labsalt's, with what it replaced
+    (see ``absent``).  An equal entry someone else registered is left as theirs.
     """
     ret = _ret(name)
+    try:
+        return _registered(ret, name, interpreter, magic, mask, offset, flags, record)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        return _failed(ret, exc)
+
+
+def _registered(ret, name, interpreter, magic, mask, offset, flags, record):  # noqa: PLR0917
     wanted = __salt__["binfmt.spec"](name, interpreter, magic, mask, offset, flags)
     live = __salt__["binfmt.entry"](name)
     if live and live["enabled"] and __salt__["binfmt.same"](live, wanted):
@@ -48,15 +65,24 @@ def registered(name, interpreter, magic, mask="", offset=0, flags="F"):  # noqa:
         verb = "replaced" if live else "registered"
         ret["comment"] = f"binfmt entry {name} would be {verb}"
         return ret
-    now = __salt__["binfmt.register"](name, interpreter, magic, mask, offset, flags)
+    now = __salt__["binfmt.register"](name, interpreter, magic, mask, offset, flags, record)
     ret["changes"] = {"old": change["old"], "new": _shown(now)}
     ret["comment"] = f"binfmt entry {name} {'replaced' if live else 'registered'}"
     return ret
 
 
-def absent(name):
-    """The binfmt_misc entry ``name`` is not registered."""
+def absent(name, record=None):
+    """
+    The binfmt_misc entry ``name`` is not registered.  With ``record``, only an
+    entry labsalt registered (the record says so) is removed, and the entry it
+    replaced, if any, is registered again; anyone else's entry is left alone.
+    """
     ret = _ret(name)
+    try:
+        if record is not None:
+            return _released(ret, name, record)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        return _failed(ret, exc)
     live = __salt__["binfmt.entry"](name)
     if not live:
         ret["comment"] = f"binfmt entry {name} is not registered"
@@ -68,4 +94,31 @@ def absent(name):
         return ret
     __salt__["binfmt.unregister"](name)
     ret["comment"] = f"binfmt entry {name} removed"
+    return ret
+
+
+def _released(ret, name, record):
+    data = __salt__["binfmt.owned"](record)
+    live = __salt__["binfmt.entry"](name)
+    if data is None or data.get("name") != name:
+        ret["comment"] = (
+            f"binfmt entry {name} was not registered by labsalt (no record {record}): "
+            + ("left alone" if live else "nothing to do")
+        )
+        return ret
+    previous = data.get("previous")
+    ret["changes"] = {
+        "old": _shown(live) if live else None,
+        "new": _shown(previous) if previous else None,
+    }
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"binfmt entry {name} would be removed" + (
+            ", and the entry it replaced registered again" if previous else ""
+        )
+        return ret
+    __salt__["binfmt.release"](name, record)
+    ret["comment"] = f"binfmt entry {name} removed" + (
+        ", the entry it replaced registered again" if previous else ""
+    )
     return ret

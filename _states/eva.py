@@ -19,6 +19,8 @@ with the same images reports no changes and does not wait for the box.  Delete
 import json
 import os
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 __virtualname__ = "eva"
 FLASH_ARGS = (
     "address", "port", "user", "password", "model", "hwrevisions", "flash_chip",
@@ -44,6 +46,16 @@ def flashed(name, kernel, filesystem, **kwargs):
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     kwargs = {k: v for k, v in kwargs.items() if k in FLASH_ARGS}
+    try:
+        return _flashed(ret, name, kernel, filesystem, kwargs)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        # A refusal (bad image, other model, no EVA in the window): one line.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        ret.update(result=False, changes={}, comment="; ".join(lines) or type(exc).__name__)
+        return ret
+
+
+def _flashed(ret, name, kernel, filesystem, kwargs):
     images = __salt__["eva.check_images"](
         kernel, filesystem, kwargs.get("model", "Fritz_Box_3370"), kwargs.get("flash_chip")
     )

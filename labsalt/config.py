@@ -92,6 +92,9 @@ def write_config(root, pillar_dir, minion_id=None):
         "grains_dirs": [str(ext_dir("grains"))],
         "wrapper_dirs": [str(ext_dir("wrapper"))],
         "cachedir": str(conf / "cache"),
+        # Salt's default is the machine-wide /var/cache/salt/minion/extmods, where
+        # every checkout's apply would sync its _modules over the others'.
+        "extension_modules": str(conf / "cache" / "extmods"),
         "pki_dir": str(conf / "pki"),
         "sock_dir": str(conf / "sock"),
         "log_file": str(conf / "log" / "salt.log"),

@@ -15,7 +15,10 @@ bind_ad:
   nameservers:
     - name: ns1
       ipv4: 192.0.2.2
-  # Who may use BIND as a recursive resolver (never "any").
+  # Who may use BIND as a recursive resolver (allow-recursion/allow-query-cache).
+  # Never an open range (any, 0.0.0.0/0, ::/0). Leave it out to keep the site's
+  # own setting; if the site's named.conf.options sets it differently, the run
+  # stops naming the option.
   clients:
     - localhost
     - 192.0.2.0/24

@@ -8,6 +8,10 @@ ppc64_emulation:
     engine: auto              # docker, podman or auto
     images:
       adelie:
+        # Enabling it needs the rootfs tarball's sha256 (from the Adélie release's
+        # checksum file): the rootfs is never downloaded unverified.
+        enabled: false
+        # rootfs_sha256: <64 hex digits>
         tag: localhost/labsalt/adelie-ppc64:1.0
         packages: [build-base, cmake]
       debian:

@@ -4,4 +4,4 @@
 
 fritzbox-openwrt-record-absent:
   file.absent:
-    - name: {{ opts.cachedir }}/eva/{{ mapdata.box }}.json
+    - name: {{ (opts.cachedir ~ "/eva/" ~ mapdata.box ~ ".json") | json }}

@@ -1,5 +1,6 @@
-# Undo init.sls in reverse order: recipes, then the binfmt entry and its boot file.
-# The packages stay installed (other emulation users may need them).
+# Undo init.sls in reverse order: recipes, the binfmt entry labsalt registered
+# (and its boot file), then the packages labsalt installed (see state_dir).
 include:
   - .containers.clean
   - .binfmt.clean
+  - .package.clean

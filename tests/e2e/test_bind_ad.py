@@ -53,8 +53,9 @@ def test_highstate_installs_runs_and_serves(applied, host):
     ]
     assert dig(host, "CNAME", f"_kerberos._udp.{DOMAIN}") == [f"_kerberos._tcp.dc._msdcs.{DOMAIN}."]
     assert dig(host, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
-    # Debian's named.conf still includes the formula's files; rndc reached named.
-    assert "validate-except" in host.path("/etc/bind/named.conf.options").read_text()
+    # Debian's named.conf.options includes the formula's options; rndc reached named.
+    assert "labsalt-ad-options" in host.path("/etc/bind/named.conf.options").read_text()
+    assert "validate-except" in host.path("/etc/bind/named.conf.labsalt-ad-options").read_text()
     assert host.run("rndc", "zonestatus", DOMAIN).returncode == 0
     # No Samba on this host: the Samba part has nothing to do.
     assert not any("samba" in key for key in states)
@@ -68,8 +69,8 @@ def test_test_mode_predicts_without_touching(applied, host):
     before = host.path(ZONE).read_text()
     one_dc = pillar(host, dcs=[{"name": "dc1", "ipv4": "192.0.2.11"}])
     ret = host.apply("bind_ad", pillar=one_dc, test=True)
-    predicted = {k for k, v in assert_ok(ret).items() if v["result"] is None}
-    assert any(ZONE in k for k in predicted), predicted
+    predicted = {p for v in assert_ok(ret).values() if v["result"] is None for p in v["changes"]}
+    assert predicted == {ZONE, "reload"}, predicted
     assert host.path(ZONE).read_text() == before
     assert dig(host, "A", f"dc2.{DOMAIN}") == ["192.0.2.12"]  # dc2 still served
 
@@ -92,11 +93,31 @@ def test_broken_zone_leaves_the_live_one_alone(applied, host):
     assert host.run("systemctl", "is-active", "named").stdout.strip() == "active"
 
 
+def test_clean_removes_what_it_installed(applied, host):
+    # Last on this host: labsalt installed bind9 here, so clean removes it again.
+    record = host.path("/var/lib/labsalt/bind_ad/installed-packages").read_text().split()
+    assert record == ["bind9", "bind9-dnsutils", "bind9-utils"]
+    assert_ok(host.apply("bind_ad.clean", pillar=pillar(host)))
+    status = host.run("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "bind9", check=False)
+    assert not status.stdout.startswith("ii"), status.stdout
+    assert not host.path("/var/lib/labsalt/bind_ad").exists()
+    assert not host.path(ZONE).exists()
+
+
 def test_test_mode_on_a_fresh_host_installs_nothing(host_factory):
     fresh = host_factory.start("ns2")
     ret = fresh.apply("bind_ad", pillar=pillar(fresh), test=True)
     states = assert_ok(ret)
     predicted = {k for k, v in states.items() if v["result"] is None}
-    assert any("pkg" in k for k in predicted) and any(ZONE in k for k in predicted), predicted
+    assert any("pkg" in k for k in predicted), predicted
+    files = {p for v in states.values() if v["result"] is None for p in v["changes"]}
+    assert ZONE in files and "/var/lib/labsalt/bind_ad/installed-packages" in predicted_names(
+        predicted
+    ), (files, predicted)
     assert fresh.run("dpkg-query", "-W", "bind9", check=False).returncode != 0
     assert not fresh.path("/etc/bind").exists()
+
+
+def predicted_names(keys):
+    """The names (second field) of state keys ``module_|-id_|-name_|-function``."""
+    return {k.split("_|-")[2] for k in keys}

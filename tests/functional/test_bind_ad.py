@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import netns
-from tests.support.states import assert_no_changes, assert_ok, changed, failed
+from tests.support.states import assert_no_changes, assert_ok, changed, failed, results
 
 REALM = "AD.LABSALT.TEST"
 DOMAIN = REALM.lower()
@@ -233,7 +233,8 @@ def bind_tree(tmp_path_factory, lab):
         "listen-on-v6 { none; }; };\n"
     )
     (etc / "named.conf.local").write_text("")
-    return {"root": root, "etc": etc, "key": key}
+    before = {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
+    return {"root": root, "etc": etc, "key": key, "before": before}
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +271,7 @@ def _pillar(lab, bind_tree, dc_addr, **extra):
         "zone_dir": str(etc / "zones"),
         "cache_dir": str(bind_tree["root"] / "var" / "cache" / "bind"),
         "rndc": ["rndc", "-s", lab.addr, "-p", "953", "-k", str(bind_tree["key"])],
+        "state_dir": str(bind_tree["root"] / "var" / "lib" / "labsalt" / "bind_ad"),
     }
     pillar.update(extra)
     return {"bind_ad": pillar}
@@ -289,13 +291,39 @@ def applied(loaders, lab, bind_tree, named, dc):
 # --------------------------------------------------------------------------- tests
 
 
-def test_first_apply_changes_and_reloads(applied):
+def _written(ret):
+    """Paths the configured state wrote (or would write)."""
+    return {p for k, v in results(ret).items() if "configured" in k for p in v["changes"]}
+
+
+def _told(ret):
+    """What named was told (reconfig, reload) by the reloaded state."""
+    return {c for k, v in results(ret).items() if "reloaded" in k for c in v["changes"]}
+
+
+def test_first_apply_changes_and_reloads(applied, bind_tree):
     assert_ok(applied)
-    moved = changed(applied)
-    names = " ".join(moved)
-    assert "named.conf.options" in names and "named.conf.local" in names
-    assert f"db.{DOMAIN}" in names
-    assert any("reconfig" in k for k in moved), "named was not told about the new zone"
+    etc = bind_tree["etc"]
+    assert _written(applied) == {
+        f"{etc}/named.conf.options",
+        f"{etc}/named.conf.local",
+        f"{etc}/named.conf.labsalt-ad",
+        f"{etc}/named.conf.labsalt-ad-options",
+        f"{etc}/zones/db.{DOMAIN}",
+    }
+    assert "reconfig" in _told(applied), "named was not told about the new zone"
+    # The site's files got one line each; the options it already had stay its own.
+    options = (etc / "named.conf.options").read_text()
+    assert options.replace(
+        f'\n\tinclude "{etc}/named.conf.labsalt-ad-options"; /* labsalt bind_ad */', ""
+    ) == bind_ad_site_options(bind_tree)
+    fragment = (etc / "named.conf.labsalt-ad-options").read_text()
+    assert "validate-except" in fragment and "allow-recursion { 127.0.0.0/8; }" in fragment
+    assert "listen-on" not in fragment and "directory" not in fragment  # the site's already
+
+
+def bind_ad_site_options(bind_tree):
+    return bind_tree["before"][bind_tree["etc"] / "named.conf.options"].decode()
 
 
 def test_ad_lookups_resolve_to_the_dc_through_bind(applied, lab, dc):
@@ -345,6 +373,7 @@ def test_kinit_finds_the_kdc_through_bind(applied, lab, sandbox, tmp_path):
 def test_samba_side_and_samba_dnsupdate(applied, modules, lab, bind_tree, dc):
     sandbox = dc["sandbox"]
     pillar = _pillar(lab, bind_tree, dc["addr"], samba={"conf": str(dc["conf"])})
+    original = dc["conf"].read_text()
     ret = _apply(modules, pillar, sls="bind_ad.samba.dnsupdate")
     assert changed(assert_ok(ret)), ret
     command = lab.run(
@@ -362,6 +391,11 @@ def test_samba_side_and_samba_dnsupdate(applied, modules, lab, bind_tree, dc):
     assert re.search(
         r"No DNS updates needed|\b0 DNS updates and 0 DNS deletes needed", proc.stdout
     ), proc.stdout[-3000:]
+    # Only that one line changed; clean puts the DC's own value back, byte for byte.
+    changed_lines = set(dc["conf"].read_text().splitlines()) ^ set(original.splitlines())
+    assert changed_lines == {f"\tdns update command = {command}"}, changed_lines
+    assert changed(assert_ok(_apply(modules, pillar, sls="bind_ad.samba.clean")))
+    assert dc["conf"].read_text() == original
 
 
 def test_second_apply_changes_nothing(applied, modules, lab, bind_tree, dc):
@@ -374,8 +408,8 @@ def test_test_mode_predicts_and_touches_nothing(applied, modules, lab, bind_tree
     pillar = _pillar(lab, bind_tree, dc["addr"], ttl={"srv": 1800})
     ret = _apply(modules, pillar, test=True)
     states = assert_ok(ret)
-    predicted = [k for k, v in states.items() if v["result"] is None]
-    assert any(f"db.{DOMAIN}" in k for k in predicted), states
+    predicted = {p for k, v in states.items() if v["result"] is None for p in v["changes"]}
+    assert predicted == {str(zone), "reload"}, states
     assert zone.read_text() == before
 
 
@@ -401,7 +435,7 @@ def test_adding_and_removing_a_dc(applied, modules, lab, bind_tree, dc):
     serial = _dig(lab, "SOA", DOMAIN)[0].split()[2]
     two = [{"name": "dc1", "ipv4": dc["addr"]}, {"name": "dc2", "ipv4": "192.0.2.12"}]
     ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], dcs=two))
-    assert any("reload" in k for k in changed(assert_ok(ret)))
+    assert _told(assert_ok(ret)) == {"reload"}
     referral = _dig_full(lab, "NS", f"_msdcs.{DOMAIN}", "+norec")
     assert f"dc2.{DOMAIN}." in referral, referral  # NS
     assert _dig(lab, "A", f"dc2.{DOMAIN}", "+norec") == ["192.0.2.12"]  # its glue
@@ -415,6 +449,42 @@ def test_adding_and_removing_a_dc(applied, modules, lab, bind_tree, dc):
     assert "dc2" not in zone.read_text()
     assert _dig(lab, "A", f"dc2.{DOMAIN}", "+norec", check=False) == []
     assert int(_dig(lab, "SOA", DOMAIN)[0].split()[2]) > int(new_serial)
+
+
+def test_a_failed_reload_is_retried_until_named_serves_the_file(
+    applied, modules, lab, bind_tree, dc
+):
+    zone = bind_tree["etc"] / "zones" / f"db.{DOMAIN}"
+    records = [
+        {"name": "printer", "type": "A", "data": "192.0.2.7"},
+        {"name": "scanner", "type": "A", "data": "192.0.2.8"},
+    ]
+    # rndc fails once (nothing listens on that port): the new zone file is written...
+    broken = ["rndc", "-s", lab.addr, "-p", "954", "-k", str(bind_tree["key"])]
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], records=records, rndc=broken))
+    assert [k for k in failed(ret) if "reloaded" in k], ret
+    assert "scanner" in zone.read_text()
+    # ...but named still serves the old zone.
+    assert _dig(lab, "A", f"scanner.{DOMAIN}", "+norec", check=False) == []
+    # The next run reloads (before the fix it reported 0 changes and named kept the old zone).
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], records=records))
+    assert _told(assert_ok(ret)) == {"reload"}, ret
+    assert _dig(lab, "A", f"scanner.{DOMAIN}", "+norec") == ["192.0.2.8"]
+    assert_no_changes(_apply(modules, _pillar(lab, bind_tree, dc["addr"], records=records)))
+    assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))
+    assert _dig(lab, "A", f"scanner.{DOMAIN}", "+norec", check=False) == []
+
+
+def test_a_failed_reconfig_is_retried(applied, modules, lab, bind_tree, dc):
+    broken = ["rndc", "-s", lab.addr, "-p", "954", "-k", str(bind_tree["key"])]
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], max_cache_ttl=3, rndc=broken))
+    assert [k for k in failed(ret) if "reloaded" in k], ret
+    assert "max-cache-ttl 3;" in (bind_tree["etc"] / "named.conf.labsalt-ad-options").read_text()
+    # The options file is unchanged on the next run, yet named is told now.
+    ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], max_cache_ttl=3))
+    assert _told(assert_ok(ret)) == {"reconfig"}, ret
+    assert_no_changes(_apply(modules, _pillar(lab, bind_tree, dc["addr"], max_cache_ttl=3)))
+    assert _told(assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))) == {"reconfig"}
 
 
 @pytest.mark.parametrize(
@@ -443,8 +513,8 @@ def test_bad_input_is_one_clear_error(modules, lab, bind_tree, change, message):
 
 def test_forward_mode_sends_the_domain_to_the_dcs(applied, modules, lab, bind_tree, dc):
     ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"], mode="forward"))
-    assert any("reconfig" in k for k in changed(assert_ok(ret)))
-    local = (bind_tree["etc"] / "named.conf.local").read_text()
+    assert "reconfig" in _told(assert_ok(ret))
+    local = (bind_tree["etc"] / "named.conf.labsalt-ad").read_text()
     assert "type forward;" in local and dc["addr"] in local
     # Now the DC answers the whole domain: the real SRV records, not BIND's CNAMEs,
     # and BIND's own names are gone.
@@ -453,7 +523,7 @@ def test_forward_mode_sends_the_domain_to_the_dcs(applied, modules, lab, bind_tr
     assert _dig(lab, "A", f"printer.{DOMAIN}", check=False) == []
     # Back to authoritative: the zone file on disk was left alone, so only named.conf changes.
     ret = _apply(modules, _pillar(lab, bind_tree, dc["addr"]))
-    assert [k for k in changed(assert_ok(ret)) if "db." in k] == []
+    assert [p for p in _written(assert_ok(ret)) if "db." in p] == []
     assert _dig(lab, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
 
 
@@ -480,3 +550,18 @@ def test_signed_zone_keeps_the_delegations_working(applied, modules, lab, bind_t
     assert _dig(lab, "DS", f"_msdcs.{DOMAIN}", "+norec", check=False) == []
     assert _dig(lab, "SRV", f"_ldap._tcp.dc._msdcs.{DOMAIN}") == [f"0 100 389 dc1.{DOMAIN}."]
     assert _dig(lab, "SRV", f"_kerberos._udp.{DOMAIN}")[-1] == f"0 100 88 dc1.{DOMAIN}."
+
+
+def test_clean_gives_the_site_files_back(applied, modules, lab, bind_tree, dc):
+    # After the signed zone too: what BIND wrote next to the zone file goes as well.
+    pillar = _pillar(lab, bind_tree, dc["addr"], dnssec_policy="default")
+    ret = _apply(modules, pillar, sls="bind_ad.config.clean")
+    assert changed(assert_ok(ret)), ret
+    etc = bind_tree["etc"]
+    now = {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
+    assert now == bind_tree["before"]
+    assert not (etc / "zones").exists()  # the formula created it
+    # named was told: the AD zone is gone, the root zone (the site's) is still served.
+    assert _dig(lab, "A", f"printer.{DOMAIN}", "+norec", check=False) == []
+    assert _dig(lab, "SOA", ".", "+norec")
+    assert_no_changes(_apply(modules, pillar, sls="bind_ad.config.clean"))

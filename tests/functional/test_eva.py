@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.conftest import REPO
@@ -21,6 +22,9 @@ from tests.support.states import assert_no_changes, assert_ok, changed
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 PREFIX = "openwrt-lantiq-xrx200-avm_fritz3370-rev2"
+# What OpenWRT's images start with: eva-kernel.bin is lzma2eva output (EVA record
+# magic 0xfeed1281, little-endian), eva-filesystem.bin a UBI image.
+HEAD = {"kernel": b"\x81\x12\xed\xfe", "filesystem": b"UBI#"}
 ENV_3370 = {
     "ProductID": "Fritz_Box_3370",
     "HWRevision": "175",
@@ -42,7 +46,7 @@ def images(tmp_path_factory):
     for chip in ("micron", "hynix"):
         for role, size in (("kernel", 96 * 1024), ("filesystem", 320 * 1024)):
             path = root / f"{PREFIX}-{chip}-squashfs-eva-{role}.bin"
-            path.write_bytes(os.urandom(size))
+            path.write_bytes(HEAD[role] + os.urandom(size - 4))
             made[chip, role] = str(path)
     return made
 
@@ -234,8 +238,100 @@ def test_flashed_state_flashes_once(modules, eva, images, tmp_path):
     assert_ok(modules.state.sls("fritzbox_openwrt.clean", pillar=pillar).raw)
 
 
-@pytest.mark.parametrize("formula", ["fritzbox_openwrt", "ppc64_emulation", "vbox_egress"])
+@pytest.mark.parametrize("formula", ["ppc64_emulation", "vbox_egress"])
 def test_example_pillar_passes_the_schema(modules, formula):
     """pillar.example/<formula>.sls (used by the functional fixtures) is valid."""
     data = modules.labsalt.mapdata(formula)
     assert data and "lookup" not in data
+
+
+def test_example_pillar_without_images_is_one_error_line(modules):
+    """The example names images in /srv/openwrt that this machine does not have."""
+    data = modules.labsalt.mapdata("fritzbox_openwrt", validate=False)
+    schema = yaml.safe_load(
+        (REPO / "formulas" / "fritzbox_openwrt" / "parameters" / "schema.yaml").read_text()
+    )
+    assert modules.labsalt.check_schema(data, schema, "fritzbox_openwrt") == []
+    assert not os.path.exists(data["kernel"])
+    with pytest.raises(SaltInvocationError) as info:
+        modules.labsalt.mapdata("fritzbox_openwrt")
+    message = str(info.value)
+    assert message.startswith("fritzbox_openwrt:kernel: kernel image /srv/openwrt/")
+    assert "does not exist" in message and "\n" not in message
+
+
+def _pillar(images, **over):
+    data = {
+        "flash_chip": "micron",
+        "kernel": images["micron", "kernel"],
+        "filesystem": images["micron", "filesystem"],
+    }
+    data.update(over)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("over", "key", "problem"),
+    [
+        ({"kernel": "/etc/passwd"}, "kernel", "has no EVA (lzma2eva) or uImage magic"),
+        ({"filesystem": "/etc/passwd"}, "filesystem", "has no UBI or squashfs magic"),
+        ({"kernel": "/dev/zero"}, "kernel", "is not a regular file"),
+        ({"kernel": "/etc"}, "kernel", "is not a regular file"),
+        ({"kernel": "/proc/kmsg"}, "kernel", "is not a regular file"),
+        ({"kernel": "/nonexistent/k.bin"}, "kernel", "does not exist"),
+        ({"tiny": True}, "filesystem", "bytes; a filesystem image has 4096 to"),
+        ({"swap": True}, "kernel", "(UBI magic): kernel and filesystem swapped?"),
+    ],
+)
+def test_validator_checks_images_before_anything(modules, images, over, key, problem):
+    over = dict(over)
+    if over.pop("swap", False):
+        over = {"kernel": images["micron", "filesystem"], "filesystem": images["micron", "kernel"]}
+    if over.pop("tiny", False):
+        tiny = images["micron", "filesystem"].replace("filesystem.bin", "tiny-filesystem.bin")
+        with open(tiny, "wb") as handle:
+            handle.write(b"UBI#" + bytes(100))
+        over = {"filesystem": tiny}
+    with pytest.raises(SaltInvocationError) as info:
+        modules.eva.validate(_pillar(images, **over))
+    assert str(info.value).startswith(f"fritzbox_openwrt:{key}: "), info.value
+    assert problem in str(info.value)
+
+
+def test_validator_accepts_openwrt_images(modules, images):
+    assert modules.eva.validate(_pillar(images)) is True
+
+
+def test_state_refuses_passwd_as_kernel_with_one_line(modules, states, images):
+    """kernel: /etc/passwd never gets to 'would be flashed', in test mode or not."""
+    pillar = {"fritzbox_openwrt": _pillar(images, kernel="/etc/passwd")}
+    ret = modules.state.sls("fritzbox_openwrt", pillar=pillar, test=True).raw
+    text = str(ret)
+    assert "fritzbox_openwrt:kernel: " in text and "would be flashed" not in text
+    ret = states.eva.flashed(
+        name="lt-fritz-bad",
+        kernel="/etc/passwd",
+        filesystem=images["micron", "filesystem"],
+        flash_chip="micron",
+    )
+    assert ret["result"] is False and "\n" not in ret["comment"]
+    assert ret["comment"].startswith("kernel image /etc/passwd has no EVA")
+
+
+@pytest.mark.parametrize("window", ["nan", float("nan"), float("inf"), 0, 1e9, "120; ls"])
+def test_environment_refuses_bad_window_at_once(modules, window):
+    """eva.environment window=nan used to retry forever (a NaN deadline never passes)."""
+    started = time.monotonic()
+    with pytest.raises(SaltInvocationError, match="window"):
+        modules.eva.environment(address="198.18.0.1", window=window)
+    assert time.monotonic() - started < 1
+
+
+def test_flash_refuses_bad_numbers_and_address(modules, images):
+    with pytest.raises(SaltInvocationError, match="retry_interval"):
+        modules.eva.flash(
+            images["micron", "kernel"], images["micron", "filesystem"],
+            address="198.18.0.1", retry_interval=float("nan"), flash_chip="micron",
+        )  # fmt: skip
+    with pytest.raises(SaltInvocationError, match="address"):
+        modules.eva.environment(address="192.168.178.1; touch /tmp/labsalt-pwned", window=1)

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import REPO
 from tests.support.states import assert_no_changes, assert_ok, changed
 
 BINFMT = "/proc/sys/fs/binfmt_misc"
@@ -123,15 +124,20 @@ def pillar(tmp_path_factory):
     return {
         "ppc64_emulation": {
             "binfmt": {"persist_dir": str(root / "binfmt.d")},
+            "state_dir": str(root / "state"),
             "containers": {
                 "recipe_dir": str(root / "recipes"),
                 "images": {
                     "debian": {"suite": "sid", "packages": ["build-essential", "gdb"]},
-                    "adelie": {"rootfs_sha256": "ab" * 32},
+                    "adelie": {"enabled": True, "rootfs_sha256": "ab" * 32},
                 },
             },
         }
     }
+
+
+def _record(pillar):
+    return os.path.join(pillar["ppc64_emulation"]["state_dir"], f"binfmt-{NAME}.json")
 
 
 def _sls(modules, state, pillar, test=False):
@@ -155,6 +161,9 @@ def test_apply_registers_ppc64_and_runs_big_endian_binary(
     modules, binfmt_snapshot, be_program, pillar
 ):
     _sls(modules, "ppc64_emulation.clean", pillar)
+    # Someone else's entry of that name (binfmt-support's) is left alone by clean;
+    # the test starts without it (binfmt_snapshot puts it back afterwards).
+    modules.binfmt.unregister(NAME)
     assert modules.ppc64_emulation.status()["registered"] is False
 
     predicted = assert_ok(_sls(modules, "ppc64_emulation", pillar, test=True))
@@ -190,8 +199,14 @@ def test_apply_registers_ppc64_and_runs_big_endian_binary(
     assert_no_changes(_sls(modules, "ppc64_emulation", pillar))
 
 
-def test_entry_from_binfmt_support_is_recognised_or_replaced(modules, binfmt_snapshot, pillar):
-    """Debian's binfmt-support registration of the same name: equal -> kept, no F -> replaced."""
+def test_entry_from_binfmt_support_is_left_alone_or_replaced_and_restored(
+    modules, binfmt_snapshot, pillar
+):
+    """
+    Debian's binfmt-support registration of the same name: equal -> kept and left
+    as binfmt-support's (clean does not remove it); without F -> replaced, and
+    clean registers it again as it was.
+    """
     _sls(modules, "ppc64_emulation.clean", pillar)
     modules.binfmt.mount()
     subprocess.run(["update-binfmts", "--enable", NAME], check=True, capture_output=True)
@@ -199,26 +214,120 @@ def test_entry_from_binfmt_support_is_recognised_or_replaced(modules, binfmt_sna
     ret = assert_ok(_sls(modules, "ppc64_emulation.binfmt.registered", pillar))
     (entry,) = [v for k, v in ret.items() if "ppc64-binfmt-entry" in k]
     assert entry["changes"] == {} and "is registered (flags PF)" in entry["comment"]
+    assert not os.path.exists(_record(pillar))
+    ret = assert_ok(_sls(modules, "ppc64_emulation.binfmt.clean", pillar))
+    (gone,) = [v for k, v in ret.items() if "ppc64-binfmt-entry-absent" in k]
+    assert gone["changes"] == {} and "left alone" in gone["comment"]
+    assert modules.binfmt.entry(NAME)["flags"] == "PF"
 
     # An entry without F (as older qemu-user-static packages registered it).
     modules.binfmt.unregister(NAME)
     debian = modules.labsalt.mapdata("ppc64_emulation")["binfmt"]
     modules.binfmt.register(NAME, debian["interpreter"], debian["magic"], debian["mask"], flags="P")
+    theirs = modules.binfmt.entry(NAME)
     ret = assert_ok(_sls(modules, "ppc64_emulation.binfmt.registered", pillar))
     (change,) = [v["changes"] for k, v in ret.items() if "ppc64-binfmt-entry" in k]
     assert change["old"]["flags"] == "P" and change["new"]["flags"] == "PF"
     assert modules.ppc64_emulation.status()["fix_binary"] is True
+    assert modules.binfmt.owned(_record(pillar))["previous"]["flags"] == "P"
+    assert_ok(_sls(modules, "ppc64_emulation.binfmt.clean", pillar))
+    assert modules.binfmt.entry(NAME) == theirs
+    assert not os.path.exists(_record(pillar))
+    modules.binfmt.unregister(NAME)
 
 
 def test_clean_removes_registration(modules, binfmt_snapshot, be_program, pillar):
+    modules.binfmt.unregister(NAME)  # nothing of anyone else's under this name
     assert_ok(_sls(modules, "ppc64_emulation", pillar))
+    assert modules.binfmt.owned(_record(pillar)) == {"name": NAME, "previous": None}
     ret = assert_ok(_sls(modules, "ppc64_emulation.clean", pillar))
     assert changed(ret)
     assert modules.binfmt.entry(NAME) is None
+    assert not os.path.exists(_record(pillar))
     assert not os.path.exists(pillar["ppc64_emulation"]["containers"]["recipe_dir"] + "/debian")
+    # the directories labsalt created for recipes and the boot file go too, and its records
+    assert not os.path.exists(pillar["ppc64_emulation"]["containers"]["recipe_dir"])
+    assert not os.path.exists(pillar["ppc64_emulation"]["binfmt"]["persist_dir"])
+    assert not os.path.exists(pillar["ppc64_emulation"]["state_dir"])
     with pytest.raises(OSError, match="Exec format error"):
         _run_be(be_program)
     assert_no_changes(_sls(modules, "ppc64_emulation.clean", pillar))
+
+
+def test_sites_boot_file_and_other_entries_are_left_alone(modules, binfmt_snapshot, pillar):
+    """A site's own /etc/binfmt.d file of that name and other registrations stay as they were."""
+    modules.binfmt.unregister(NAME)
+    boot = os.path.join(pillar["ppc64_emulation"]["binfmt"]["persist_dir"], f"{NAME}.conf")
+    os.makedirs(os.path.dirname(boot), exist_ok=True)
+    site = ":qemu-ppc64:M::\\x7f\\x45\\x4c\\x46:\\xff\\xff\\xff\\xff:/site/qemu:F\n"
+    with open(boot, "w") as handle:
+        handle.write(site)
+    other = "labsalt-test-site-entry"
+    modules.binfmt.register(other, "/usr/bin/qemu-ppc64-static", "\\x00\\x6c\\x61\\x62", flags="F")
+    before = modules.binfmt.entry(other)
+    try:
+        assert_ok(_sls(modules, "ppc64_emulation", pillar))
+        assert_ok(_sls(modules, "ppc64_emulation.clean", pillar))
+        with open(boot) as handle:
+            assert handle.read() == site
+        assert modules.binfmt.entry(other) == before
+        assert modules.binfmt.entry(NAME) is None
+    finally:
+        os.remove(boot)
+        modules.binfmt.unregister(other)
+
+
+@pytest.mark.parametrize(
+    ("bad", "key"),
+    [
+        (
+            {"binfmt": {"interpreter": "/usr/bin/qemu;touch /tmp/labsalt-pwned"}},
+            "binfmt:interpreter",
+        ),
+        ({"binfmt": {"interpreter": "/usr/bin/qemu:x:y"}}, "binfmt:interpreter"),
+        ({"binfmt": {"interpreter": "/usr/bin/../bin/qemu"}}, "binfmt:interpreter"),
+        ({"binfmt": {"mask": "\\xff"}}, "binfmt: binfmt mask has 1 bytes"),
+        ({"containers": {"recipe_dir": "/srv/../etc"}}, "containers:recipe_dir"),
+        (
+            {"containers": {"images": {"adelie": {"rootfs_url": "https://x/a;touch${IFS}/tmp/p"}}}},
+            "containers:images:adelie:rootfs_url",
+        ),
+        (
+            {"containers": {"images": {"adelie": {"enabled": True, "rootfs_sha256": ""}}}},
+            "containers:images:adelie:rootfs_sha256",
+        ),
+        (
+            {"containers": {"images": {"debian": {"mirror": "http://x/$(id)"}}}},
+            "containers:images:debian:mirror",
+        ),
+    ],
+)
+def test_hostile_pillar_is_refused_before_anything(modules, binfmt_snapshot, pillar, bad, key):
+    before = _entries()
+    merged = modules.labsalt.deep_merge(pillar["ppc64_emulation"], bad)
+    ret = _sls(modules, "ppc64_emulation", {"ppc64_emulation": merged}, test=True)
+    text = str(ret)
+    assert isinstance(ret, list) or "Rendering SLS" in text, ret
+    assert f"ppc64_emulation:{key}" in text
+    assert _entries() == before
+    assert not os.path.exists("/tmp/labsalt-pwned") and not os.path.exists("/tmp/p")
+
+
+def test_containerfile_quotes_values_for_the_shell(modules):
+    """Second line behind the schema: a value that reached the writer stays one word."""
+    with open(f"{REPO}/formulas/ppc64_emulation/files/adelie.Containerfile.jinja") as handle:
+        template = handle.read()
+    image = {
+        "rootfs_url": "https://x/a.txz;touch /tmp/labsalt-pwned",
+        "rootfs_sha256": "",
+        "packages": ["build-base", "$(id)"],
+    }
+    text = modules.file.apply_template_on_contents(
+        template, template="jinja", context={"image": image}, defaults={}, saltenv="base"
+    )
+    assert "wget -q -O /rootfs.txz 'https://x/a.txz;touch /tmp/labsalt-pwned'" in text
+    assert "echo '  /rootfs.txz' | sha256sum -c -" in text  # an empty sum fails the build
+    assert "apk add build-base '$(id)'" in text
 
 
 def test_container_recipes_rendered_and_build_skipped_without_engine(
@@ -243,7 +352,7 @@ def test_container_recipes_rendered_and_build_skipped_without_engine(
     assert "sid /rootfs http://ftp.ports.debian.org/debian-ports" in debian
     assert "apt-get install -y --no-install-recommends build-essential gdb" in debian
     assert "FROM --platform=linux/ppc64 scratch" in debian and "{{" not in debian
-    assert f'echo "{"ab" * 32}  /rootfs.txz" | sha256sum -c -' in adelie
+    assert f"echo '{'ab' * 32}  /rootfs.txz' | sha256sum -c -" in adelie
     assert "apk add build-base" in adelie and "{%" not in adelie
 
 

@@ -12,7 +12,9 @@ inside it: the namespace's veth address (allowed on one port) and 127.0.0.2
 import importlib.util
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from tests.support import netns
 from tests.support.states import assert_no_changes, assert_ok, changed
 
 LABSALT = Path(sys.executable).parent / "labsalt"
-ALLOWED_PORT, OTHER_PORT = 8080, 8081
+ALLOWED_PORT, OTHER_PORT, INBOUND_PORT = 8080, 8081, 8090
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="cgroups, namespaces and nft need root"),
@@ -74,6 +76,7 @@ def setup(ns, tmp_path_factory):
         "mode": "cgroup2",
         "table": f"lt_vbox_{os.getpid()}",
         "wrapper": str(root / "bin" / "vbox-egress-run"),
+        "state_dir": str(root / "state"),
         "allow": [{"address": ns.addr, "ports": [ALLOWED_PORT]}],
     }
     pillar = root / "pillar"
@@ -147,6 +150,71 @@ def test_reapply_changes_nothing_and_keeps_one_copy(ns, setup):
     assert after == before
     assert after.count("socket cgroupv2") == 1
     assert after.count(f"tcp dport {ALLOWED_PORT} accept") == 1
+
+
+def test_replies_to_inbound_connections_pass(ns, setup):
+    """A server in the cgroup (a NAT port forward, VRDE) answers clients it may not call."""
+    wrapped = subprocess.Popen(  # noqa: S603
+        ["nsenter", f"--net={ns.path}", "--", setup["params"]["wrapper"],
+         sys.executable, "-c", SERVER, "127.0.0.2", str(INBOUND_PORT)],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while _connect(ns, setup, "127.0.0.2", INBOUND_PORT, wrapped=False) != "reached":
+            assert wrapped.poll() is None, "wrapped server died"
+            assert time.monotonic() < deadline, "the wrapped server's replies are rejected"
+            time.sleep(0.2)
+        # ...while the same process may still not open a connection to that address.
+        assert _connect(ns, setup, "127.0.0.2", INBOUND_PORT, wrapped=True) == (
+            "ConnectionRefusedError"
+        )
+    finally:
+        wrapped.terminate()
+        wrapped.wait(timeout=5)
+
+
+def test_bad_destination_is_refused_on_a_host_without_rules(tmp_path):
+    """The plan validates on every host, not only where rules exist to compare with."""
+    render = _render_module()
+    for bad in ("10.0.0.300", "192.0.2.10; touch /tmp/labsalt-pwned"):
+        with pytest.raises(Exception, match="vbox_egress:allow:0:address"):
+            render.plan(f"lt-fresh-{os.getpid()}", [{"address": bad}], mode="cgroup2")
+    assert not Path(f"/sys/fs/cgroup/lt-fresh-{os.getpid()}").exists()
+
+
+def test_shell_payload_in_pillar_is_one_error_line(ns, setup):
+    pwned = setup["root"] / "pwned"
+    params = {
+        **setup["params"],
+        "cgroup": f"lt-fresh-{os.getpid()}",
+        "allow": [{"address": f"192.0.2.10; touch {pwned}"}],
+    }
+    cmd = [LABSALT, "apply", "vbox_egress", "--test", "--pillar", setup["pillar"]]
+    cmd += ["--pillar-data", json.dumps({"vbox_egress": params})]
+    proc = _in_ns(ns, *cmd, check=False)
+    assert proc.returncode != 0
+    assert "vbox_egress:allow:0:address" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not pwned.exists()
+
+
+def test_refusal_is_one_line_not_a_traceback(ns, setup):
+    """clean while a process runs in the cgroup: result False, one line."""
+    busy = subprocess.Popen(  # noqa: S603
+        ["nsenter", f"--net={ns.path}", "--", setup["params"]["wrapper"], "sleep", "60"],
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        ret = _apply(ns, setup, state="vbox_egress.clean")
+        (state,) = [v for k, v in ret.items() if "vbox-egress-filter-absent" in k]
+        assert state["result"] is False
+        assert "still has processes" in state["comment"]
+        assert "\n" not in state["comment"] and "Traceback" not in state["comment"]
+        assert _table(ns, setup) is not None
+    finally:
+        busy.terminate()
+        busy.wait(timeout=5)
+    assert changed(assert_ok(_apply(ns, setup)))  # the wrapper comes back
 
 
 def test_changed_pillar_replaces_rules(ns, setup):
@@ -250,6 +318,8 @@ def test_ipv6_and_udp_destinations_are_valid_rules():
     text = render.render_nft("lt_vbox_check", {"nft_path": "unified", "level": 1}, allow)
     assert "ip6 daddr 2001:db8::/32" in text and "udp dport { 53 }" in text
     assert "tcp dport { 80, 443 }" in text
+    # replies to connections made to the VM come before the rejects
+    assert text.index("ct state established,related accept") < text.index("reject")
     netns.sh("unshare", "--net", "nft", "-c", "-f", "-", input=text)
     for family, tool in ((4, "iptables-restore"), (6, "ip6tables-restore")):
         rules = render.render_iptables("LT_VBOX_CHECK", "0x00100001", allow, family)

@@ -177,23 +177,225 @@ def test_bad_input_is_one_clear_error(change, message):
 
 
 def test_forward_mode_needs_no_zone():
-    rendered = bind_ad.render(params(mode="forward", nameservers=[]))
-    assert list(rendered["files"]) == ["/etc/bind/named.conf.options", "/etc/bind/named.conf.local"]
-    local = rendered["files"]["/etc/bind/named.conf.local"]
-    assert "type forward;" in local and "192.0.2.11; 2001:db8::11; 192.0.2.12;" in local
+    rendered = bind_ad.render(params(mode="forward", nameservers=[], config_dir="/nonexistent"))
+    assert rendered["zone_file"] is None
+    assert sorted(rendered["files"]) == [
+        "/nonexistent/named.conf.labsalt-ad",
+        "/nonexistent/named.conf.labsalt-ad-options",
+        "/nonexistent/named.conf.local",
+    ]
+    zones = rendered["files"]["/nonexistent/named.conf.labsalt-ad"]
+    assert "type forward;" in zones and "192.0.2.11; 2001:db8::11; 192.0.2.12;" in zones
 
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(
+    "name", ["x.DomainDnsZones", "x.domaindnszones", "X.FORESTDNSZONES", "a.b._MSDCS", "_Sites"]
+)
+def test_records_below_a_delegation_are_refused_whatever_the_case(name):
+    # Before: the owner was lowercased and compared with "DomainDnsZones": accepted.
+    with pytest.raises(SaltInvocationError, match="which is delegated to the DCs"):
+        bind_ad.plan(params(records=[{"name": name, "type": "A", "data": "192.0.2.9"}]))
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"type": "A", "data": "192.0.2.300"},
+            "bind_ad:records:0:data: '192.0.2.300' is not valid A",
+        ),
+        ({"type": "A", "data": "192.0.2.9\n$INCLUDE /etc/shadow"}, "newline or control"),
+        ({"type": "AAAA", "data": "192.0.2.9"}, "is not valid AAAA"),
+        ({"type": "CNAME", "data": "a b"}, "is not valid CNAME"),
+        ({"type": "MX", "data": "10 mail ; x"}, "is not valid MX"),
+        ({"type": "SRV", "data": "0 100 99999 dc1"}, "is not valid SRV"),
+        ({"type": "A", "data": "192.0.2.9", "ttl": 10**20}, "bind_ad:records:0:ttl:"),
+        ({"type": "A", "data": "192.0.2.9", "ttl": 2**31}, "is not a TTL (0..2147483647)"),
+    ],
+)
+def test_record_data_is_checked_per_type(record, message):
+    with pytest.raises(SaltInvocationError) as exc:
+        bind_ad.plan(params(records=[dict(record, name="www")]))
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_txt_data_is_quoted_and_escaped():
+    plan = bind_ad.plan(
+        params(records=[
+            {"name": "t1", "type": "TXT", "data": 'v=spf1 -all "x" \\ ; ()'},
+            {"name": "t2", "type": "TXT", "data": '"already" "quoted"'},
+        ])
+    )  # fmt: skip
+    table = by_owner(plan["records"])
+    assert table["t1"][0][2] == '"v=spf1 -all \\"x\\" \\\\ ; ()"'
+    assert table["t2"][0][2] == '"already" "quoted"'
+
+
+@pytest.mark.parametrize(
+    ("clients", "shown"),
+    [
+        (["0.0.0.0/0"], "0.0.0.0/0"),
+        (["::/0"], "::/0"),
+        (["any"], "any"),
+        (["localhost", "0.0.0.0/1", "128.0.0.0/1"], "0.0.0.0/1, 128.0.0.0/1"),
+        (["0/0"], None),
+    ],
+)
+def test_open_resolver_is_refused_in_plain_words(clients, shown):
+    try:
+        bind_ad.validate(params(clients=clients))
+    except SaltInvocationError as exc:
+        message = str(exc)
+    else:
+        message = ""
+    if shown is None:  # not an address at all: BIND would reject it, the schema does too
+        return
+    assert message.startswith(f"bind_ad:clients: {shown} lets every address recurse"), message
+    assert "(?!" not in message
+
+
+def test_restricted_clients_are_fine():
+    assert bind_ad.validate(
+        params(clients=["localhost", "192.0.2.0/24", "!192.0.2.7", "2001:db8::/64"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"config_dir": "/"}, "bind_ad:config_dir: '/' is not a directory of BIND's"),
+        ({"zone_dir": "//"}, "bind_ad:zone_dir:"),
+        ({"rndc": ["rndc; touch /tmp/labsalt-pwned"]}, "bind_ad:rndc:0:"),
+    ],
+)
+def test_validate_refuses(change, message):
+    with pytest.raises(SaltInvocationError, match=re.escape(message)):
+        bind_ad.validate(params(**change))
+
+
+# --------------------------------------------------------------------------- the site's files
+
+DEBIAN_OPTIONS = """options {
+\tdirectory "/var/cache/bind";
+
+\t// forwarders {
+\t// \t0.0.0.0;
+\t// };
+
+\tdnssec-validation auto;
+
+\tlisten-on-v6 { any; };
+};
+"""
+FRAGMENT = "/etc/bind/named.conf.labsalt-ad-options"
+
+
+def test_options_edit_adds_one_marked_line_and_keeps_the_site():
+    wanted = [
+        ("validate-except", '{ "ad.example.org"; }', "domain"),
+        ("listen-on-v6", "{ any; }", "listen_on_v6"),  # the same as the site's: left to it
+        ("allow-recursion", "{ localhost; }", "clients"),
+    ]
+    new, keep = bind_ad.options_edit(DEBIAN_OPTIONS, FRAGMENT, wanted)
+    added = [line for line in new.splitlines() if line not in DEBIAN_OPTIONS.splitlines()]
+    assert added == [f'\tinclude "{FRAGMENT}"; /* labsalt bind_ad */']
+    assert keep == [wanted[0][:2], wanted[2][:2]]
+    assert bind_ad.options_edit(new, FRAGMENT, wanted) == (new, keep)  # idempotent
+    assert bind_ad._without_marked(new) == DEBIAN_OPTIONS  # clean gives the site's file back
+
+
+@pytest.mark.parametrize(
+    ("site", "wanted", "message"),
+    [
+        (
+            "listen-on-v6 { none; };",
+            [("listen-on-v6", "{ any; }", "listen_on_v6")],
+            "bind_ad:listen_on_v6: named.conf.options already sets listen-on-v6",
+        ),
+        (
+            'validate-except { "other.example"; };',
+            [("validate-except", '{ "ad.example.org"; }', "domain")],
+            "bind_ad:domain: named.conf.options already sets validate-except without "
+            "ad.example.org",
+        ),
+        (
+            "allow-recursion { site-clients; };",
+            [("allow-recursion", "{ localhost; }", "clients")],
+            "bind_ad:clients: named.conf.options already sets allow-recursion to "
+            "{ site-clients; }, not { localhost; }",
+        ),
+    ],
+)
+def test_a_conflicting_site_option_is_one_line_naming_it(site, wanted, message):
+    with pytest.raises(SaltInvocationError) as exc:
+        bind_ad.options_edit(f"options {{\n\t{site}\n}};\n", FRAGMENT, wanted)
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value)
+
+
+def test_site_validate_except_with_the_domain_is_enough():
+    text = 'options { validate-except { "other.example"; "AD.example.org."; }; };\n'
+    _, keep = bind_ad.options_edit(
+        text, FRAGMENT, [("validate-except", '{ "ad.example.org"; }', "domain")]
+    )
+    assert keep == []
+
+
+@pytest.mark.parametrize("site", ["", "zone \"site.example\" { type primary; file \"x\"; };\n",
+                                  "// no newline at the end"])  # fmt: skip
+def test_local_edit_appends_one_line_and_clean_restores_the_bytes(site):
+    new = bind_ad.local_edit(site, "/etc/bind/named.conf.labsalt-ad")
+    assert new.startswith(site) and new.count("labsalt bind_ad") == 1
+    assert bind_ad.local_edit(new, "/etc/bind/named.conf.labsalt-ad") == new
+    assert bind_ad._without_marked(new) == site
+
+
+def test_an_earlier_bind_ad_named_conf_local_is_taken_over(tmp_path):
+    etc = tmp_path / "bind"
+    etc.mkdir()
+    (etc / "named.conf.options").write_text(DEBIAN_OPTIONS)
+    old = bind_ad.MANAGED.replace(";", "//", 1) + 'zone "ad.example.org" {\n};\n'
+    (etc / "named.conf.local").write_text(old)
+    files = bind_ad.render(params(config_dir=str(etc)))["files"]
+    assert files[str(etc / "named.conf.local")] == (
+        f'include "{etc}/named.conf.labsalt-ad"; /* labsalt bind_ad */\n'
+    )
+
+
+def test_writers_quote_as_a_second_defence():
+    # Past the schema (e.g. called directly): nothing breaks out of its statement.
+    with pytest.raises(SaltInvocationError, match="bind_ad:clients"):
+        bind_ad._acl(["10.0.0.0/8; }; allow-transfer { any"], "clients")
+    assert bind_ad._qstr('a"b\\c', "x") == '"a\\"b\\\\c"'
+    with pytest.raises(SaltInvocationError, match="bind_ad:zone_dir"):
+        bind_ad._qstr("/x\n};", "zone_dir")
+    with pytest.raises(SaltInvocationError, match="bind_ad:dnssec_policy"):
+        bind_ad.zones_text(params(dnssec_policy="default; };"), bind_ad.plan(params()))
+
+
+# --------------------------------------------------------------------------- checking
 
 needs_bind = pytest.mark.skipif(not shutil.which("named-checkconf"), reason="no bind9-utils")
 
 
-@needs_bind
-def test_check_config_validates_the_whole_set(tmp_path):
+def _tree(tmp_path):
     etc = tmp_path / "etc" / "bind"
     etc.mkdir(parents=True)
     (etc / "named.conf").write_text(
         f'include "{etc}/named.conf.options";\ninclude "{etc}/named.conf.local";\n'
     )
-    p = params(config_dir=str(etc), zone_dir=str(etc / "zones"), cache_dir=str(tmp_path / "c"))
+    (etc / "named.conf.options").write_text(f'options {{ directory "{tmp_path}/c"; }};\n')
+    (etc / "named.conf.local").write_text("")
+    return etc
+
+
+@needs_bind
+def test_check_config_validates_the_whole_set(tmp_path):
+    etc = _tree(tmp_path)
+    p = params(config_dir=str(etc), zone_dir=str(etc / "zones"))
     files = bind_ad.render(p)["files"]
     assert "zone ad.example.org/IN: loaded serial" in bind_ad.check_config(
         files, named_conf=str(etc / "named.conf")
@@ -203,6 +405,36 @@ def test_check_config_validates_the_whole_set(tmp_path):
     with pytest.raises(CommandExecutionError, match="192.0.2.300"):
         bind_ad.check_config(broken, named_conf=str(etc / "named.conf"))
     assert not (etc / "zones").exists()  # nothing written outside the temporary tree
+
+
+@needs_bind
+def test_check_config_copies_only_named_files_and_is_bounded(tmp_path, monkeypatch):
+    etc = _tree(tmp_path)
+    (etc / "unrelated").mkdir()
+    (etc / "unrelated" / "big.bin").write_bytes(b"\0" * 4096)
+    copied = []
+    real_copy = shutil.copy2
+    monkeypatch.setattr(
+        bind_ad.shutil, "copy2", lambda src, dst: copied.append(src) or real_copy(src, dst)
+    )
+    p = params(config_dir=str(etc), zone_dir=str(etc / "zones"))
+    bind_ad.check_config(bind_ad.render(p)["files"], named_conf=str(etc / "named.conf"))
+    assert copied == [str(etc / "named.conf")]  # the rest are the new texts themselves
+    # A site zone named relative to `directory` is found and loaded too.
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "db.site").write_text(
+        "$TTL 60\n@ IN SOA ns hm 1 60 60 60 60\n@ IN NS ns\nns IN A 192.0.2.53\n"
+    )
+    site_zone = 'zone "site.example" { type primary; file "db.site"; };\n'
+    (etc / "named.conf.local").write_text(site_zone)
+    out = bind_ad.check_config(bind_ad.render(p)["files"], named_conf=str(etc / "named.conf"))
+    assert "zone site.example/IN: loaded serial 1" in out
+    monkeypatch.setattr(bind_ad, "MAX_COPY_FILES", 0)
+    with pytest.raises(CommandExecutionError, match="more than 0 files"):
+        bind_ad.check_config(bind_ad.render(p)["files"], named_conf=str(etc / "named.conf"))
+
+
+# --------------------------------------------------------------------------- samba
 
 
 @pytest.mark.skipif(not shutil.which("testparm"), reason="no samba-common-bin")
@@ -218,3 +450,20 @@ def test_samba_conf_text_only_on_a_dc(tmp_path):
     member.write_text("[global]\n\tserver role = member server\n")
     assert bind_ad.samba_conf_text(str(member), command) is None
     assert bind_ad.samba_conf_text(str(tmp_path / "absent.conf"), command) is None
+
+
+@pytest.mark.parametrize("previous", [None, "   dns update command = /usr/local/bin/mine\n"])
+def test_samba_clean_restores_the_previous_line(tmp_path, previous):
+    before = "[global]\n\tworkgroup = LAB\n" + (previous or "") + "\n[share]\n\tpath = /srv\n"
+    conf, record = tmp_path / "smb.conf", tmp_path / "record"
+    conf.write_text(before)
+    record.write_text(bind_ad.samba_previous(str(conf)))
+    lines = before.splitlines(keepends=True)
+    index = bind_ad._samba_global_setting(lines)
+    setting = "\tdns update command = /usr/sbin/samba_dnsupdate --use-samba-tool\n"
+    if index is None:
+        lines.insert(1, setting)
+    else:
+        lines[index] = setting
+    conf.write_text("".join(lines))
+    assert bind_ad.samba_restore_text(str(conf), str(record)) == before

@@ -1,12 +1,9 @@
-{#- Removes the zone file; named.conf.options/local go back to Debian's empty defaults. #}
+{#- Takes bind_ad's include lines out of the site's named.conf.options and
+    named.conf.local and removes the formula's own files; the site's zones and
+    options stay. #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 
-bind_ad-config-zone-absent:
-  file.absent:
-    - name: {{ mapdata.zone_dir }}
-
-bind_ad-config-local-default:
-  file.managed:
-    - name: {{ mapdata.config_dir }}/named.conf.local
-    - contents: "// Local zones (none; bind_ad removed).\n"
-    - check_cmd: {{ mapdata.checkconf }}
+bind_ad-config-removed:
+  bind_ad.removed:
+    - name: {{ (mapdata.config_dir ~ "/named.conf") | json }}
+    - params: {{ mapdata | json }}

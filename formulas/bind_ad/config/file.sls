@@ -1,52 +1,18 @@
-{#- named.conf.options, named.conf.local and the AD zone: rendered by the bind_ad
-    module, validated together, then each replaced only after its own checker
-    passed; named reloads by rndc only what changed. #}
+{#- BIND's files for the AD domain: the formula's own zone statement, options
+    fragment and zone file, plus one marked include line in each of the site's
+    named.conf.options and named.conf.local.  Computed and validated together
+    (named-checkconf -z in a temporary copy) when the state runs, then named is
+    told by rndc until it serves them (see _states/bind_ad.py). #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
-{%- set rendered = salt["bind_ad.render"](mapdata) %}
-{%- set named_conf = mapdata.config_dir ~ "/named.conf" %}
-{%- set zone_file = rendered.zone_file %}
-{%- set rndc = mapdata.rndc | map("quote") | join(" ") %}
 
-bind_ad-config-valid:
-  bind_ad.config_valid:
-    - name: {{ named_conf }}
-    - files: {{ rendered.files | json }}
-    - checkconf: {{ mapdata.checkconf }}
+bind_ad-config:
+  bind_ad.configured:
+    - name: {{ (mapdata.config_dir ~ "/named.conf") | json }}
+    - params: {{ mapdata | json }}
 
-{%- for path, text in rendered.files | dictsort %}
-
-bind_ad-config-{{ path }}:
-  file.managed:
-    - name: {{ path }}
-    - contents: {{ text | json }}
-    - user: root
-    - group: {{ mapdata.group }}
-    - mode: "0644"
-    - makedirs: true
-{%- if path == zone_file %}
-    - check_cmd: {{ mapdata.checkzone }} -q {{ rendered.domain }}
-{%- else %}
-    - check_cmd: {{ mapdata.checkconf }}
-{%- endif %}
+bind_ad-named-reloaded:
+  bind_ad.reloaded:
+    - name: {{ mapdata.domain | json }}
+    - params: {{ mapdata | json }}
     - require:
-      - bind_ad: bind_ad-config-valid
-{%- endfor %}
-
-bind_ad-config-reconfig:
-  cmd.run:
-    - name: {{ rndc }} reconfig
-    - onchanges:
-{%- for path in rendered.files | reject("equalto", zone_file) %}
-      - file: bind_ad-config-{{ path }}
-{%- endfor %}
-
-{%- if zone_file %}
-
-bind_ad-config-reload-zone:
-  cmd.run:
-    - name: {{ rndc }} reload {{ rendered.domain }}
-    - onchanges:
-      - file: bind_ad-config-{{ zone_file }}
-    - require:
-      - cmd: bind_ad-config-reconfig
-{%- endif %}
+      - bind_ad: bind_ad-config

@@ -4,5 +4,5 @@
 
 ppc64-recipe-{{ distro }}-absent:
   file.absent:
-    - name: {{ mapdata.containers.recipe_dir }}/{{ distro }}
+    - name: {{ (mapdata.containers.recipe_dir ~ "/" ~ distro) | json }}
 {%- endfor %}

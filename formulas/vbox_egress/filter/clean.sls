@@ -2,7 +2,7 @@
 
 vbox-egress-filter-absent:
   vbox_egress.absent:
-    - name: {{ mapdata.cgroup }}
-    - mode: {{ mapdata.mode }}
-    - table: {{ mapdata.table }}
-    - classid: '{{ mapdata.classid }}'
+    - name: {{ mapdata.cgroup | json }}
+    - mode: {{ mapdata.mode | json }}
+    - table: {{ mapdata.table | json }}
+    - classid: {{ mapdata.classid | json }}

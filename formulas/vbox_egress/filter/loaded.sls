@@ -4,10 +4,10 @@ include:
 
 vbox-egress-filter:
   vbox_egress.filtered:
-    - name: {{ mapdata.cgroup }}
+    - name: {{ mapdata.cgroup | json }}
     - allow: {{ mapdata.allow | json }}
-    - mode: {{ mapdata.mode }}
-    - table: {{ mapdata.table }}
-    - classid: '{{ mapdata.classid }}'
+    - mode: {{ mapdata.mode | json }}
+    - table: {{ mapdata.table | json }}
+    - classid: {{ mapdata.classid | json }}
     - require:
       - pkg: vbox-egress-packages

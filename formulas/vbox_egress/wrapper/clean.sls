@@ -2,4 +2,4 @@
 
 vbox-egress-wrapper-absent:
   file.absent:
-    - name: {{ mapdata.wrapper }}
+    - name: {{ mapdata.wrapper | json }}

@@ -3,10 +3,10 @@
 
 vbox-egress-wrapper:
   file.managed:
-    - name: {{ mapdata.wrapper }}
+    - name: {{ mapdata.wrapper | json }}
     - source: salt://{{ tpldir.split("/")[0] }}/files/vbox-egress-run.sh.jinja
     - template: jinja
     - mode: '0755'
     - makedirs: true
-    - check_cmd: sh -n
+    - check_cmd: /bin/sh -n
     - context: {{ context | json }}

@@ -1,0 +1,72 @@
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{%- set record = mapdata.state_dir ~ "/installed-packages" %}
+{#- Only what labsalt installed (its record); packages the host had stay. #}
+{%- set ours = [] %}
+{%- if salt["file.file_exists"](record) %}
+{%-   for name in salt["file.read"](record).split() %}
+{%-     if name not in ours %}{% do ours.append(name) %}{% endif %}
+{%-   endfor %}
+{%- endif %}
+{%- if ours %}
+
+ppc64-emulation-packages-purged:
+  pkg.purged:
+    - pkgs: {{ ours | json }}
+{%- endif %}
+
+ppc64-emulation-packages-record-absent:
+  file.absent:
+    - name: {{ record | json }}
+{%- if ours %}
+    - require:
+      - pkg: ppc64-emulation-packages-purged
+{%- endif %}
+{#- Directories labsalt created (recipe_dir, persist_dir and their parents),
+    deepest first, each only when empty. #}
+{%- set dirs_record = mapdata.state_dir ~ "/created-dirs" %}
+{%- set dirs = [] %}
+{%- if salt["file.file_exists"](dirs_record) %}
+{%-   for path in salt["file.read"](dirs_record).split() %}
+{%-     if path.startswith("/") and path not in dirs %}{% do dirs.append(path) %}{% endif %}
+{%-   endfor %}
+{%- endif %}
+{%- for path in dirs | sort | reverse %}
+
+ppc64-emulation-created-dir-pruned-{{ loop.index }}:
+  file.pruned:
+    - name: {{ path | json }}
+    - onlyif:
+      - fun: file.directory_exists
+        path: {{ path | json }}
+    - unless:
+      - fun: file.find
+        path: {{ path | json }}
+        mindepth: 1
+        maxdepth: 1
+    - require:
+      - file: ppc64-emulation-packages-record-absent
+    - require_in:
+      - file: ppc64-emulation-state-dir-absent
+{%- endfor %}
+
+# The record directory is this formula's own; /var/lib/labsalt goes too when
+# nothing else (another formula's records) is left in it.
+ppc64-emulation-state-dir-absent:
+  file.absent:
+    - name: {{ mapdata.state_dir | json }}
+    - require:
+      - file: ppc64-emulation-packages-record-absent
+
+ppc64-emulation-state-parent-pruned:
+  file.pruned:
+    - name: {{ mapdata.state_dir.rsplit("/", 1)[0] | json }}
+    - onlyif:
+      - fun: file.directory_exists
+        path: {{ mapdata.state_dir.rsplit("/", 1)[0] | json }}
+    - unless:
+      - fun: file.find
+        path: {{ mapdata.state_dir.rsplit("/", 1)[0] | json }}
+        mindepth: 1
+        maxdepth: 1
+    - require:
+      - file: ppc64-emulation-state-dir-absent

@@ -1,0 +1,94 @@
+"""
+ppc64_emulation on a seasoned host: a booted Debian 12 host whose site already
+installed qemu-user-static (not binfmt-support), has a binfmt.d file, a
+profile.d script and a /srv tree of its own, and a binfmt_misc registration of
+its own.  The formula is applied over salt-ssh, applied again, and cleaned:
+
+- the site's registration and files are untouched; the second apply reports no
+  changes;
+- after clean, every file below /etc, /usr/local, /srv, /opt and /var/lib/labsalt
+  is as before apply (content hashes, symlink targets, directories);
+  qemu-user-static (the site's) stays installed, binfmt-support (installed by
+  labsalt, recorded) is purged.
+
+binfmt_misc of a container without its own user namespace is this machine's:
+``binfmt_snapshot`` (the functional module's fixture) records this machine's
+registrations first and restores exactly them afterwards.
+"""
+
+import json
+
+import pytest
+
+from tests.e2e.test_vbox_egress_site import SNAPSHOT, _diff
+from tests.functional.test_ppc64_emulation import BINFMT, binfmt_snapshot  # noqa: F401
+from tests.support.states import assert_no_changes, assert_ok, changed
+
+NAME = "qemu-ppc64"
+SITE_ENTRY = "labsalt-test-site-fmt"
+TREES = ["/etc", "/usr/local", "/srv", "/opt", "/var/lib/labsalt"]
+CACHES = ("/etc/ld.so.cache",)
+SITE_FILES = {
+    "/etc/binfmt.d/site-wasm.conf": ":site-wasm:M::\\x00asm::/usr/local/bin/site-wasm:\n",
+    "/etc/profile.d/site.sh": "# site login settings\nexport SITE_ARCH_LAB=1\n",
+    "/srv/site/README": "the site's own /srv tree\n",
+}
+
+
+@pytest.fixture(scope="module")
+def host(host_factory):
+    host = host_factory.start("ppc64-site", packages=["qemu-user-static"])
+    for path, text in SITE_FILES.items():
+        script = 'mkdir -p "${1%/*}" && cat > "$1"'
+        host.run("sh", "-c", script, "sh", path, input=text)
+    yield host
+    host_factory.stop(host)
+
+
+def _snapshot(host):
+    data = json.loads(host.run("python3", "-c", SNAPSHOT, *TREES).stdout)
+    return {path: value for path, value in data.items() if path not in CACHES}
+
+
+def _installed(host, package):
+    proc = host.run("dpkg-query", "-W", "-f=${Status}", package, check=False)
+    return proc.returncode == 0 and proc.stdout.endswith(" installed")
+
+
+def _entry(name):
+    try:
+        with open(f"{BINFMT}/{name}") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def test_ppc64_emulation_coexists_with_site(host, binfmt_snapshot):  # noqa: F811
+    # The site's own registration (made from the host; binfmt_misc is shared).
+    host.run("sh", "-c", "grep -q binfmt_misc /proc/mounts || mount -t binfmt_misc binfmt_misc "
+             "/proc/sys/fs/binfmt_misc")  # fmt: skip
+    line = f":{SITE_ENTRY}:M::\\x00\\x6c\\x61\\x62::/usr/bin/qemu-ppc64-static:"
+    host.run("sh", "-c", 'printf "%s" "$1" > /proc/sys/fs/binfmt_misc/register', "sh", line)
+    site_entry = _entry(SITE_ENTRY)
+    assert site_entry and "qemu-ppc64-static" in site_entry
+    before = _snapshot(host)
+    assert _installed(host, "qemu-user-static") and not _installed(host, "binfmt-support")
+
+    ret = assert_ok(host.apply("ppc64_emulation"))
+    assert changed(ret)
+    assert "flags: PF" in (_entry(NAME) or ""), _entry(NAME)
+    assert _entry(SITE_ENTRY) == site_entry
+    for path, text in SITE_FILES.items():
+        assert host.path(path).read_text() == text
+    recorded = host.run("cat", "/var/lib/labsalt/ppc64_emulation/installed-packages").stdout
+    assert recorded.split() == ["binfmt-support"]
+
+    assert_no_changes(host.apply("ppc64_emulation"))
+
+    ret = assert_ok(host.apply("ppc64_emulation.clean"))
+    assert changed(ret)
+    assert _entry(SITE_ENTRY) == site_entry
+    assert _installed(host, "qemu-user-static"), "clean removed the site's qemu-user-static"
+    assert not _installed(host, "binfmt-support"), "clean left the binfmt-support it installed"
+    assert _diff(before, _snapshot(host)) == []
+    assert_no_changes(host.apply("ppc64_emulation.clean"))
