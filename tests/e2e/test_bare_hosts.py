@@ -74,7 +74,14 @@ def _states(ret, step, name):
 
 
 def _failures(states):
-    return "\n".join(f"  {k}: {str(v.get('comment'))[:600]}" for k, v in failed(states).items())
+    def short(comment):
+        comment = str(comment)
+        if "Traceback (most recent call last)" in comment:  # the exception, not the stack
+            lines = [line for line in comment.splitlines() if line.strip()]
+            return f"{lines[0][:200]} ... {lines[-1][:400]}"
+        return comment[:600]
+
+    return "\n".join(f"  {k}: {short(v.get('comment'))}" for k, v in failed(states).items())
 
 
 @pytest.mark.parametrize("role", ROLES)
