@@ -48,32 +48,36 @@ def _minion_config(name):
                 os.environ["LABSALT_CONFIG_DIR"] = saved
         data = yaml.safe_load((conf / "minion").read_text())
 
-    def move(path):
-        path = str(path)
-        if path.startswith(str(tmp)):
-            return HOST_CONF + path[len(str(tmp)) :]
-        return HOST_ROOT + path[len(str(REPO)) :] if path.startswith(str(REPO)) else path
+    def move(value):
+        """Every path of this machine's config, as the host's (recursively)."""
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [move(v) for v in value]
+        if isinstance(value, str) and value.startswith(tmp):
+            return HOST_CONF + value[len(tmp) :]
+        if isinstance(value, str) and value.startswith(str(REPO)):
+            return HOST_ROOT + value[len(str(REPO)) :]
+        return value
 
-    data["file_roots"] = {"base": [move(p) for p in data["file_roots"]["base"]]}
+    data = move(data)
     data["pillar_roots"] = {"base": [f"{HOST_ROOT}/pillar"]}
-    for key in ("module_dirs", "states_dirs", "grains_dirs", "wrapper_dirs"):
-        data[key] = [move(p) for p in data[key]]
-    for key in ("cachedir", "pki_dir", "sock_dir", "log_file"):
-        data[key] = move(data[key])
     return yaml.safe_dump(data)
 
 
 def install_masterless(host, pillar_dir):
     """The checkout and the lab's pillar on the host; returns the salt-call command."""
-    sources = [REPO / d for d in ("formulas", "_modules", "_states", "_grains", "_wrapper")]
-    host.copy([s for s in sources if s.is_dir()], HOST_ROOT)
+    sources = [REPO / "formulas", *sorted(REPO.glob("_*"))]  # _modules, _states, ...
+    host.copy([s for s in sources if s.is_dir() and s.name != "__pycache__"], HOST_ROOT)
     host.copy([pillar_dir], HOST_ROOT)
     host.put(f"{HOST_CONF}/minion", _minion_config(host.name))
     links = " && ".join(
         f"ln -sfn {HOST_ROOT}/{d} {HOST_CONF}/extroot/{d}"
         for d in ("_modules", "_states", "_grains")
     )
-    host.run("sh", "-c", f"mkdir -p {HOST_CONF}/extroot {HOST_CONF}/log && {links}")
+    host.run(
+        "sh", "-c", f"mkdir -p {HOST_CONF}/extroot {HOST_CONF}/log {HOST_CONF}/empty && {links}"
+    )
     found = host.run("sh", "-c", "ls -d /var/tmp/.root_*_salt/salt-call | head -1").stdout.strip()
     if not found:
         raise RuntimeError(f"{host.name}: no Salt shipped by salt-ssh under /var/tmp")
