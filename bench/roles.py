@@ -142,32 +142,36 @@ def main(argv):
                 if not _converged(second[name]):
                     rows.append([name, "not converged", "", "", "", "", "", ""])
                     continue
-                call = install_masterless(host, lab.pillar_dir)
-                _timed_in_host(host, [*call, "state.apply"])  # warm the minion cache
-                ping = _median(
-                    lambda c=call, h=host: _timed_in_host(h, [*c, "test.ping"]), args.runs
-                )
-                noop = _median(
-                    lambda c=call, h=host: _timed_in_host(h, [*c, "state.apply"]), args.runs
-                )
-                _, out = _timed_in_host(host, [*call, "--out", "json", "state.apply"])
-                states = next(iter(yaml.safe_load(out).values()))
-                count = len(states)
-                durations = sorted(
-                    ((v.get("duration", 0), v["__id__"]) for v in states.values()), reverse=True
-                )
-                slowest = ", ".join(f"{i} {d / 1000:.2f}s" for d, i in durations[:3])
-                notes.append(
-                    f"{name}: states {sum(d for d, _ in durations) / 1000:.2f} s of the no-op "
-                    f"({noop:.2f} s); slowest: {slowest}"
-                )
-                ssh_ping = _median(lambda h=host: _timed_ssh(lab, h, call=True), args.runs)
-                ssh_noop = _median(lambda h=host: _timed_ssh(lab, h), args.runs)
-                rows.append([
-                    name, count,
-                    f"{ping:.2f}", f"{noop:.2f}", f"{noop / ping:.2f}",
-                    f"{ssh_ping:.2f}", f"{ssh_noop:.2f}", f"{ssh_noop / ssh_ping:.2f}",
-                ])  # fmt: skip
+                try:
+                    call = install_masterless(host, lab.pillar_dir)
+                    _timed_in_host(host, [*call, "state.apply"])  # warm the minion cache
+                    ping = _median(
+                        lambda c=call, h=host: _timed_in_host(h, [*c, "test.ping"]), args.runs
+                    )
+                    noop = _median(
+                        lambda c=call, h=host: _timed_in_host(h, [*c, "state.apply"]), args.runs
+                    )
+                    _, out = _timed_in_host(host, [*call, "--out", "json", "state.apply"])
+                    states = next(iter(yaml.safe_load(out).values()))
+                    count = len(states)
+                    durations = sorted(
+                        ((v.get("duration", 0), v["__id__"]) for v in states.values()), reverse=True
+                    )
+                    slowest = ", ".join(f"{i} {d / 1000:.2f}s" for d, i in durations[:3])
+                    notes.append(
+                        f"{name}: states {sum(d for d, _ in durations) / 1000:.2f} s of the no-op "
+                        f"({noop:.2f} s); slowest: {slowest}"
+                    )
+                    ssh_ping = _median(lambda h=host: _timed_ssh(lab, h, call=True), args.runs)
+                    ssh_noop = _median(lambda h=host: _timed_ssh(lab, h), args.runs)
+                    rows.append([
+                        name, count,
+                        f"{ping:.2f}", f"{noop:.2f}", f"{noop / ping:.2f}",
+                        f"{ssh_ping:.2f}", f"{ssh_noop:.2f}", f"{ssh_noop / ssh_ping:.2f}",
+                    ])  # fmt: skip
+                except RuntimeError as exc:  # one role's failure is a row, not the end
+                    rows.append([name, "error", "", "", "", "", "", ""])
+                    notes.append(f"{name}: {str(exc).splitlines()[0][:300]}")
         finally:
             lab.close()
             factory.stop_all()
