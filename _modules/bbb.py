@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import urllib.error
@@ -43,6 +44,10 @@ ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 DEFAULT_PROPERTIES = "/usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties"
 OVERRIDE_PROPERTIES = "/etc/bigbluebutton/bbb-web.properties"
 REDACTED = "***"
+# coturn's schema asks for as much (coturn:static_auth_secret min: 16).
+TURN_SECRET_MIN = 16
+# The first word of restart_cmd: a command name or an absolute path.
+COMMAND = re.compile(r"/[A-Za-z0-9_./+-]+|[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 VERSION_LINE = re.compile(r"[a-z]+-\d{2,3}(-[a-z0-9]+)?")  # xenial-22, focal-270, jammy-300
 EMAIL = re.compile(r"[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 HOSTNAME = re.compile(
@@ -366,9 +371,14 @@ def _property_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     value = str(value)
-    if "\n" in value:
-        raise SaltInvocationError("a BBB property value must be one line")
-    # Java reads properties files as ISO-8859-1: escape everything else.
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise SaltInvocationError(
+            "a BBB property value must be one line without control characters"
+        )
+    # A backslash escapes in Java properties (at the end of a line it would
+    # continue the value into the next key): write it escaped.  Java reads the
+    # file as ISO-8859-1: escape everything beyond ASCII.
+    value = value.replace("\\", "\\\\")
     return "".join(ch if ord(ch) < 0x80 else f"\\u{ord(ch):04x}" for ch in value)
 
 
@@ -575,12 +585,12 @@ def check_secret(value, key, purpose, charset="A-Za-z0-9_.~+/=-", min_length=8):
         salt-call bbb.check_secret "$TOKEN" bigbluebutton:dialin:token "the dial-in token"
     """
     if value is None or value == "":
-        raise SaltInvocationError(f"{key} is missing: {purpose}")
+        raise SaltInvocationError(f"{key}: is missing: {purpose}")
     if not isinstance(value, str):
-        raise SaltInvocationError(f"{key} must be a string (quote it in the pillar)")
+        raise SaltInvocationError(f"{key}: must be a string (quote it in the pillar)")
     if len(value) < min_length or not re.fullmatch(f"[{charset}]+", value):
         raise SaltInvocationError(
-            f"{key} must be at least {min_length} characters of {charset} "
+            f"{key}: must be at least {min_length} characters of {charset} "
             f"(it has {len(value)} characters)"
         )
     return True
@@ -596,7 +606,12 @@ def check_turn_secret(value, key="coturn:static_auth_secret"):
 
         salt-call bbb.check_turn_secret "$SECRET"
     """
-    return check_secret(value, key, "the TURN server and BigBlueButton need the same shared secret")
+    return check_secret(
+        value,
+        key,
+        "the TURN server and BigBlueButton need the same shared secret",
+        min_length=TURN_SECRET_MIN,
+    )
 
 
 def redact(args, secrets):
@@ -795,7 +810,108 @@ def phone_number(number, key="bigbluebutton:dialin:number"):
     digits = re.sub(r"\D", "", text)
     if not re.fullmatch(r"\+?[0-9(][0-9 ()/.-]*", text) or not 4 <= len(digits) <= 15:
         raise SaltInvocationError(
-            f"{key} '{text}' is not a phone number: use digits with optional spaces, "
+            f"{key}: '{text}' is not a phone number: use digits with optional spaces, "
             "( ) / - . and a leading +, 4 to 15 digits in all (e.g. +49 711 12345678)"
         )
     return text
+
+
+# --------------------------------------------------------------------------- pillar
+
+
+def validate(mapdata):
+    """
+    Checks of the merged bigbluebutton parameters beyond the schema (the schema
+    names this function as its validator): what an enabled feature needs, the
+    dial-in number, and that ``restart_cmd`` starts with a command name or an
+    absolute path.  Pure; raises SaltInvocationError("bigbluebutton:<key>: ...")
+    and never shows a secret.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call bbb.validate "$(salt-call --out json labsalt.mapdata bigbluebutton)"
+    """
+    key = "bigbluebutton"
+    installer = mapdata.get("installer") or {}
+    if installer.get("enabled") and not installer.get("sha256"):
+        raise SaltInvocationError(
+            f"{key}:installer:sha256: is missing: pin the sha256 of {installer.get('url')} "
+            "(or set installer:enabled: false)"
+        )
+    dialin = mapdata.get("dialin") or {}
+    if dialin.get("enabled"):
+        phone_number(dialin.get("number"))
+        check_secret(
+            dialin.get("token"),
+            f"{key}:dialin:token",
+            "the SIP provider's calls are matched by it",
+            "A-Za-z0-9",
+        )
+    api = mapdata.get("api") or {}
+    if api.get("secret") is not None:
+        check_secret(api["secret"], f"{key}:api:secret", "the BBB API secret", "A-Za-z0-9")
+    mattermost = mapdata.get("mattermost") or {}
+    if mattermost.get("url"):
+        check_secret(
+            mattermost.get("token"),
+            f"{key}:mattermost:token",
+            "Mattermost's API needs an admin token",
+            "A-Za-z0-9",
+        )
+    argv = mapdata.get("restart_cmd") or []
+    if not argv or not isinstance(argv[0], str) or not COMMAND.fullmatch(argv[0]):
+        shown = repr(argv[0])[:60] if argv else "[]"
+        raise SaltInvocationError(
+            f"{key}:restart_cmd:0: {shown} is not a command name or absolute path "
+            "(restart_cmd is an argument list, run without a shell)"
+        )
+    return True
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_argv(argv, timeout=600):
+    """
+    Run a command given as an argument list (no shell); return its exit code and
+    the last lines of its output.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call bbb.run_argv '[bbb-conf, --restart]'
+    """
+    try:
+        proc = subprocess.run(
+            [str(a) for a in argv],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"retcode": 127, "output": str(exc)}
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+    return {"retcode": proc.returncode, "output": tail}
+
+
+def ufw_rules():
+    """
+    The rules added to UFW (``ufw show added``) as ufw argument strings
+    (``allow 5060/tcp``); [] when ufw is not installed.  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call bbb.ufw_rules
+    """
+    ufw = shutil.which("ufw")
+    if not ufw:
+        return []
+    proc = subprocess.run([ufw, "show", "added"], capture_output=True, text=True, check=False)
+    return [line[4:].strip() for line in proc.stdout.splitlines() if line.startswith("ufw ")]

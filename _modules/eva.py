@@ -17,10 +17,18 @@ adam2/adam2.  OpenWRT's instructions for the Fritz!Box 3370 (lab notebook,
 
 This module does the same, but safely: it checks the images on disk first
 (model and flash chip in the file names, kernel/filesystem not swapped, sizes),
-waits for the short FTP window with retries, reads the box's environment
-(``GETENV ProductID``, ``HWRevision``, partition sizes where the box reports
-them) and refuses a box of another model or revision before anything is
-uploaded, then sends kernel then filesystem and reports progress.
+waits for the short FTP window with retries, checks that the server is EVA
+(``SYST`` -> ``215 AVM EVA ...``), reads the box's environment (``GETENV
+ProductID``, ``HWRevision``, ``bootloaderVersion``, ``HardwareFeatures`` with the
+NAND's JEDEC id, partition sizes where the box reports them) and refuses a box
+of another model or revision, or one whose NAND is not the one the images are
+built for, before anything is uploaded; then sends kernel then filesystem and
+reports progress.
+
+EVA answers ``GETENV name`` with the value on a line of its own, without a reply
+code, then ``200 GETENV command successful``; Python's ftplib cannot read that
+(``error_proto``), so ``_reply`` reads the control connection line by line.  The
+sources of the dialogue are listed in tests/support/EVA-PROVENANCE.md.
 """
 
 import ftplib
@@ -46,7 +54,20 @@ DEFAULT_PASSWORD = "adam2"  # noqa: S105  (AVM's documented bootloader login)
 FLASH_CHIPS = ("micron", "hynix", "toshiba", "samsung", "macronix", "spansion")
 # Model in EVA's ProductID -> the tag OpenWRT puts in its image file names.
 MODEL_TAGS = {"Fritz_Box_3370": "fritz3370"}
-ENV_NAMES = ("ProductID", "HWRevision", "HWSubRevision", "urlader-version", "mtd0", "mtd1")
+# EVA's variable names (see tests/support/EVA-PROVENANCE.md): the bootloader's
+# version is bootloaderVersion; HardwareFeatures carries the NAND's JEDEC id.
+ENV_NAMES = (
+    "ProductID", "HWRevision", "HWSubRevision", "bootloaderVersion", "HardwareFeatures",
+    "flashsize", "mtd0", "mtd1",
+)  # fmt: skip
+# JEDEC manufacturer ids of NAND chips -> the names OpenWRT puts in image file names.
+NAND_VENDORS = {
+    0x2C: "micron", 0xAD: "hynix", 0x98: "toshiba", 0xEC: "samsung", 0xC2: "macronix",
+    0x01: "spansion",
+}  # fmt: skip
+# Models for which OpenWRT builds one image set per NAND chip.
+PER_NAND_MODELS = {"Fritz_Box_3370"}
+MAX_UNNUMBERED = 64
 CHUNK = 64 * 1024
 
 # What each image must start with.  OpenWRT builds the 3370's eva-kernel.bin with
@@ -280,29 +301,96 @@ def _connect(  # noqa: PLR0917
         if time.monotonic() >= deadline:
             raise CommandExecutionError(
                 f"no EVA FTP server answered at {address}:{port} within {window} s "
-                f"({attempts} attempts, last: {last or 'timeout'}); EVA listens only during "
+                f"({attempts} attempts, last: {_describe(last)}); EVA listens only during "
                 "the first seconds after power-on: start the flash, then power-cycle the box"
             )
         time.sleep(float(retry_interval))
 
 
-def parse_getenv(name, reply):
-    """The value in EVA's reply to ``GETENV name`` (``200 name   value``), or None."""
-    for line in reply.splitlines():
-        text = re.sub(r"^\d{3}[ -]", "", line.strip())
-        match = re.match(rf"^{re.escape(name)}\s+(.*)$", text)
+def _describe(exc):
+    if exc is None:
+        return "timeout"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def parse_getenv(name, lines):
+    """
+    The value in EVA's answer to ``GETENV name``: the lines EVA sent before its
+    ``200 GETENV command successful``, one of which is ``name<spaces>value``
+    (no reply code).  Returns the value ('' for a name with an empty value) or None.
+    """
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    for line in lines:
+        match = re.match(rf"^{re.escape(name)}(?:\s+(.*))?$", line.strip())
         if match:
-            return match.group(1).strip()
+            return (match.group(1) or "").strip()
     return None
+
+
+def _reply(ftp):
+    """
+    One reply from EVA on the control connection, read line by line: lines
+    without a reply code (EVA's GETENV value line) are collected until the line
+    with the code.  Returns ``(code, text, unnumbered_lines)``; raises EOFError
+    when EVA hangs up, ftplib.error_proto when it never sends a code.
+    """
+    extra = []
+    while len(extra) <= MAX_UNNUMBERED:
+        line = ftp.getline()
+        match = re.match(r"^(\d{3})([ -])(.*)$", line)
+        if not match:
+            extra.append(line)
+            continue
+        code, more, text = match.groups()
+        while more == "-":  # RFC 959 multi-line reply: up to "<code> "
+            line = ftp.getline()
+            if line.startswith(f"{code} "):
+                more, text = " ", f"{text}\n{line[4:]}"
+            else:
+                text = f"{text}\n{line}"
+        return code, text, extra
+    raise ftplib.error_proto(f"more than {MAX_UNNUMBERED} lines without a reply code")
 
 
 def _getenv(ftp, name):
     """``GETENV name`` on a logged-in connection; None when EVA has no such variable."""
+    ftp.putcmd(f"GETENV {name}")
+    code, text, lines = _reply(ftp)
+    if code.startswith("5"):
+        return None  # "501 <name> environment variable not set."
+    if code != "200":
+        raise CommandExecutionError(f"EVA answered GETENV {name} with {code} {text}")
+    return parse_getenv(name, lines)
+
+
+def _check_eva(ftp, address, port):
+    """Refuse a server that is not EVA: EVA answers SYST with ``215 AVM EVA ...``."""
     try:
-        reply = ftp.sendcmd(f"GETENV {name}")
-    except ftplib.error_perm:
+        reply = ftp.sendcmd("SYST")
+    except ftplib.Error as exc:
+        reply = str(exc)
+    reply = " ".join(reply.split())
+    if not reply.startswith("215 AVM EVA"):
+        raise CommandExecutionError(
+            f"the FTP server at {address}:{port} is not AVM's EVA bootloader (SYST answered "
+            f"{reply[:80]!r}, EVA answers '215 AVM EVA Version ...'): refusing to flash "
+            "(nothing was uploaded)"
+        )
+    return reply[4:]
+
+
+def nand_vendor(hardware_features):
+    """
+    The NAND vendor in EVA's ``HardwareFeatures`` value (``nand=0x<JEDEC id>,...``;
+    the first byte is the manufacturer: 0x2c Micron, 0xad Hynix), or None.
+    """
+    match = re.search(r"(?:^|,)\s*nand=0x([0-9a-fA-F]{2})", hardware_features or "")
+    if not match:
         return None
-    return parse_getenv(name, reply)
+    code = int(match.group(1), 16)
+    return NAND_VENDORS.get(code, f"unknown (0x{code:02x})")
 
 
 def _partition_size(value):
@@ -338,7 +426,12 @@ def environment(  # noqa: PLR0917
     _number("retry_interval", retry_interval)
     ftp = _connect(address, port, user, password, window, retry_interval)
     try:
+        _check_eva(ftp, address, port)
         return {name: _getenv(ftp, name) for name in names}
+    except (OSError, EOFError, ftplib.Error) as exc:
+        raise CommandExecutionError(
+            f"EVA at {address}:{port} broke off the dialogue: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         _quit(ftp)
 
@@ -350,8 +443,18 @@ def _quit(ftp):
         ftp.close()
 
 
-def _check_box(env, images, model="Fritz_Box_3370", hwrevisions=None):
-    """Refuse a box of another model/revision, or images larger than its partitions."""
+def _named_chips(path):
+    name = os.path.basename(path).lower()
+    return [chip for chip in FLASH_CHIPS if chip in name]
+
+
+def _check_box(env, images, model="Fritz_Box_3370", hwrevisions=None, flash_chip=None):
+    """
+    Refuse a box of another model/revision, images larger than its partitions,
+    and images built for another NAND than the one the box itself reports
+    (``HardwareFeatures nand=0x..``); pillar's ``flash_chip`` is only a
+    cross-check of that.  Returns ``(flash_chip, source)``.
+    """
     product = env.get("ProductID")
     if product != model:
         raise CommandExecutionError(
@@ -370,6 +473,35 @@ def _check_box(env, images, model="Fritz_Box_3370", hwrevisions=None):
                 f"{role} image {images[role]['path']} has {images[role]['size']} bytes but "
                 f"{partition} holds {size}: refusing to flash (nothing was uploaded)"
             )
+    reported = nand_vendor(env.get("HardwareFeatures"))
+    if reported is None:
+        if not flash_chip:
+            raise CommandExecutionError(
+                "the box reports no NAND chip (no 'nand=0x..' in HardwareFeatures) and no "
+                "flash_chip was given: refusing to flash (nothing was uploaded)"
+            )
+        log.warning("eva: the box reports no NAND chip; trusting flash_chip=%s", flash_chip)
+        return flash_chip, "pillar"
+    seen = f"HardwareFeatures {env.get('HardwareFeatures')!r}"
+    for role in ("kernel", "filesystem"):
+        path = images[role]["path"]
+        named = _named_chips(path)
+        if named and reported not in named:
+            raise CommandExecutionError(
+                f"{role} image {path} is built for {'/'.join(named)} NAND, but the box reports "
+                f"{reported} ({seen}): refusing to flash (nothing was uploaded)"
+            )
+        if not named and model in PER_NAND_MODELS:
+            raise CommandExecutionError(
+                f"{role} image {path} names no NAND chip; OpenWRT builds {model} images per "
+                f"NAND and the box reports {reported}: refusing to flash (nothing was uploaded)"
+            )
+    if flash_chip and flash_chip != reported:
+        raise CommandExecutionError(
+            f"flash_chip is {flash_chip!r}, but the box reports {reported} ({seen}): "
+            "refusing to flash (nothing was uploaded)"
+        )
+    return reported, "box"
 
 
 def _command(ftp, line, expect="2"):
@@ -428,6 +560,7 @@ def flash(  # noqa: PLR0917
     retry_interval=0.5,
     transfer_timeout=300,
     reboot=True,
+    timeout=10,
 ):
     """
     Flash OpenWRT's EVA kernel and filesystem images: images checked, EVA's window
@@ -435,7 +568,9 @@ def flash(  # noqa: PLR0917
     upload), ``SETENV linux_fs_start 0``, binary mode, ``MEDIA FLSH``, kernel to
     mtd1, filesystem to mtd0, ``REBOOT``.  Returns the box's environment and the
     progress of each upload.  ``transfer_timeout`` covers EVA's pause while it
-    erases the partition before it answers.
+    erases the partition before it answers; ``timeout`` covers every other reply.
+    The server must answer SYST with ``215 AVM EVA`` and its environment's NAND
+    (``HardwareFeatures nand=0x..``) must be the one the images are built for.
 
     CLI Example:
 
@@ -449,13 +584,18 @@ def flash(  # noqa: PLR0917
     _number("window", window)
     _number("retry_interval", retry_interval)
     transfer_timeout = _number("transfer_timeout", transfer_timeout)
+    timeout = _number("timeout", timeout)
     images = check_images(kernel, filesystem, model, flash_chip)
-    ftp = _connect(address, port, user, password, window, retry_interval)
+    ftp = _connect(address, port, user, password, window, retry_interval, timeout)
     progress = []
     try:
+        system = _check_eva(ftp, address, port)
         env = {name: _getenv(ftp, name) for name in ENV_NAMES}
-        _check_box(env, images, model, hwrevisions)
-        log.info("eva: %s rev %s at %s: flashing", model, env.get("HWRevision"), address)
+        chip, chip_source = _check_box(env, images, model, hwrevisions, flash_chip)
+        log.info(
+            "eva: %s rev %s (%s NAND, EVA %s) at %s: flashing",
+            model, env.get("HWRevision"), chip, env.get("bootloaderVersion"), address,
+        )  # fmt: skip
         _command(ftp, "SETENV linux_fs_start 0")
         _command(ftp, "TYPE I")
         _command(ftp, "MEDIA FLSH")
@@ -473,12 +613,16 @@ def flash(  # noqa: PLR0917
                 raise CommandExecutionError(f"EVA answered REBOOT with {reply!r}")
     except (OSError, EOFError, ftplib.Error) as exc:
         raise CommandExecutionError(
-            f"EVA at {address}:{port} failed after {len(progress)} of 2 uploads: {exc}"
+            f"EVA at {address}:{port} failed after {len(progress)} of 2 uploads: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         ) from exc
     finally:
         ftp.close()
     return {
         "address": address,
+        "system": system,
+        "flash_chip": chip,
+        "flash_chip_source": chip_source,
         "environment": env,
         "uploads": progress,
         "images": {role: image["sha256"] for role, image in images.items()},

@@ -7,6 +7,8 @@ Secrets are passed by pillar key (``turn_secret_pillar: coturn:static_auth_secre
 never by value, so they are not in the rendered SLS, and they are shown as ``***``.
 """
 
+import os
+
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -102,6 +104,15 @@ def xml_attribute(name, tag, match, attribute, value, scope=None):  # noqa: PLR0
             - scope: {tag: profile, match: {name: cdquality}}
     """
     ret = _ret(name)
+    what = f"<{tag} {' '.join(f'{k}={v}' for k, v in match.items())}> {attribute}={value}"
+    if __opts__["test"] and not os.path.exists(name):
+        # BBB not installed yet (the installer runs first): predict, do not fail.
+        ret.update(
+            result=None,
+            changes={attribute: {"new": str(value)}},
+            comment=f"would set {what} once {name} exists (BigBlueButton's installer makes it)",
+        )
+        return ret
     try:
         count = __salt__["bbb.set_xml_attribute"](
             name, tag, match, attribute, value, scope=scope, test=__opts__["test"]
@@ -109,7 +120,6 @@ def xml_attribute(name, tag, match, attribute, value, scope=None):  # noqa: PLR0
     except (CommandExecutionError, SaltInvocationError, OSError) as exc:
         ret.update(result=False, comment=f"{name}: {exc}")
         return ret
-    what = f"<{tag} {' '.join(f'{k}={v}' for k, v in match.items())}> {attribute}={value}"
     if not count:
         ret["comment"] = f"{what} already set"
         return ret
@@ -260,4 +270,76 @@ def mattermost_plugin(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only arg
         ret["comment"] = f"set the {plugin_id} plugin's URL and secret"
     else:
         ret["comment"] = f"the {plugin_id} plugin's settings are current"
+    return ret
+
+
+def argv_run(name, argv):
+    """
+    Run ``argv`` (an argument list, no shell), e.g. ``[bbb-conf, --restart]``
+    with ``onchanges``.  Test mode runs nothing and says what would run.
+    """
+    ret = _ret(name)
+    shown = " ".join(str(a) for a in argv)
+    if __opts__["test"]:
+        ret.update(result=None, changes={"argv": shown}, comment=f"would run {shown}")
+        return ret
+    done = __salt__["bbb.run_argv"](argv)
+    if done["retcode"] != 0:
+        ret.update(result=False, comment=f"{shown} exited {done['retcode']}: {done['output']}")
+        return ret
+    ret.update(changes={"argv": shown, "retcode": 0}, comment=f"ran {shown}")
+    return ret
+
+
+def ufw_allowed(name, record=None):
+    """
+    Allow ``name`` (``5060/tcp``) in UFW, unless ``ufw show added`` lists it
+    already; a rule it added goes to ``record`` (one a line), so that
+    ``bbb.ufw_removed`` deletes only that.  No shell; test mode only reads.
+    """
+    ret = _ret(name)
+    if f"allow {name}" in __salt__["bbb.ufw_rules"]():
+        ret["comment"] = f"ufw allows {name} already"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, changes={"ufw": f"allow {name}"}, comment=f"would allow {name}")
+        return ret
+    done = __salt__["bbb.run_argv"](["ufw", "allow", name])
+    if done["retcode"] != 0:
+        ret.update(result=False, comment=f"ufw allow {name} failed: {done['output']}")
+        return ret
+    if record:
+        __salt__["coturn.write_record"](record, [*__salt__["coturn.read_record"](record), name])
+    ret.update(changes={"ufw": f"allow {name}"}, comment=f"ufw allows {name}")
+    return ret
+
+
+def ufw_removed(name, record=None):
+    """
+    Delete the UFW rule ``allow name`` (no shell) if ``ufw show added`` lists it
+    and, with ``record``, only if ``bbb.ufw_allowed`` recorded adding it: a rule
+    the site had stays.
+    """
+    ret = _ret(name)
+    recorded = __salt__["coturn.read_record"](record) if record else [name]
+    if name not in recorded:
+        ret["comment"] = f"ufw allow {name} was not added by labsalt: left as it is"
+        return ret
+    if f"allow {name}" not in __salt__["bbb.ufw_rules"]():
+        ret["comment"] = f"no ufw rule allow {name}"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, changes={"ufw": f"delete allow {name}"}, comment="would delete")
+        return ret
+    done = __salt__["bbb.run_argv"](["ufw", "delete", "allow", name])
+    if done["retcode"] != 0:
+        ret.update(result=False, comment=f"ufw delete allow {name} failed: {done['output']}")
+        return ret
+    if record:
+        rest = [rule for rule in recorded if rule != name]
+        if rest:
+            __salt__["coturn.write_record"](record, rest)
+        else:
+            os.unlink(record)
+    ret.update(changes={"ufw": f"delete allow {name}"}, comment=f"deleted ufw allow {name}")
     return ret

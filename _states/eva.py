@@ -24,7 +24,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 __virtualname__ = "eva"
 FLASH_ARGS = (
     "address", "port", "user", "password", "model", "hwrevisions", "flash_chip",
-    "window", "retry_interval", "transfer_timeout", "reboot",
+    "window", "retry_interval", "transfer_timeout", "reboot", "timeout",
 )  # fmt: skip
 
 
@@ -83,6 +83,7 @@ def _flashed(ret, name, kernel, filesystem, kwargs):
     ret["changes"] = {"flash": planned, "uploads": uploads, "rebooted": result["rebooted"]}
     ret["comment"] = (
         f"{name} ({result['environment'].get('ProductID')} rev "
-        f"{result['environment'].get('HWRevision')}) flashed"
+        f"{result['environment'].get('HWRevision')}, {result['flash_chip']} NAND as reported by "
+        f"the {result['flash_chip_source']}) flashed"
     )
     return ret

@@ -1,16 +1,37 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 
-# Undoes what the formula adds on top of BBB (BBB itself is removed with its
-# packages, not by Salt).
+# Undoes what the formula adds on top of BBB: its dial plan, the SIP rule, its
+# install stamp and the packages it installed itself (its record).  BBB's own
+# files keep the settings (key edits in BBB's files; BBB itself is removed with
+# its packages, not by Salt).
 bigbluebutton-dialin-plan-removed:
   file.absent:
     - name: {{ mapdata.paths.freeswitch }}/dialplan/public/dialin.xml
 
 bigbluebutton-firewall-sip-closed:
-  cmd.run:
-    - name: ufw delete allow {{ mapdata.dialin.sip_port }}/tcp
-    - onlyif: ufw show added | grep -qx 'ufw allow {{ mapdata.dialin.sip_port }}/tcp'
+  bbb.ufw_removed:
+    - name: {{ mapdata.dialin.sip_port }}/tcp
+    - record: {{ mapdata.paths.record.rsplit("/", 1)[0] }}/ufw-rules
 
 bigbluebutton-install-stamp-removed:
   file.absent:
-    - name: {{ mapdata.paths.workdir }}/bbb-install.json
+    - names:
+      - {{ mapdata.paths.workdir }}/bbb-install.json
+      - {{ mapdata.paths.workdir }}/bbb-install.sh
+
+bigbluebutton-packages-removed:
+  coturn.packages_removed:
+    - name: {{ mapdata.paths.record }}
+    - pkgs: [libxml2-utils, ufw]
+    - require:
+      - bbb: bigbluebutton-firewall-sip-closed
+
+bigbluebutton-directories-pruned:
+  coturn.dirs_pruned:
+    - name: bigbluebutton
+    - dirs:
+      - {{ mapdata.paths.record.rsplit("/", 1)[0] }}
+      - {{ mapdata.paths.workdir }}
+    - require:
+      - coturn: bigbluebutton-packages-removed
+      - file: bigbluebutton-install-stamp-removed

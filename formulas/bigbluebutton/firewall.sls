@@ -4,15 +4,16 @@
 
 # bbb-install -w enables UFW for SSH, HTTP(S) and the media ports; dial-in adds SIP.
 bigbluebutton-firewall-ufw:
-  pkg.installed:
-    - name: ufw
+  coturn.packages_installed:
+    - name: {{ mapdata.paths.record }}
+    - pkgs: [ufw]
 
 bigbluebutton-firewall-sip:
-  cmd.run:
-    - name: ufw allow {{ rule }}
-    - unless: ufw show added | grep -qx 'ufw allow {{ rule }}'
+  bbb.ufw_allowed:
+    - name: {{ rule }}
+    - record: {{ mapdata.paths.record.rsplit("/", 1)[0] }}/ufw-rules
     - require:
-      - pkg: bigbluebutton-firewall-ufw
+      - coturn: bigbluebutton-firewall-ufw
 {%- else %}
 
 bigbluebutton-firewall-sip:

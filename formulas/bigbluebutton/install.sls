@@ -1,9 +1,6 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set installer = mapdata.installer %}
 {%- if installer.enabled %}
-{%-   if not installer.sha256 %}
-{{-     raise("bigbluebutton:installer:sha256 is missing: pin the sha256 of " ~ installer.url ~ " (or set installer:enabled: false)") }}
-{%-   endif %}
 {%-   if mapdata.turn.host %}
 {#-     Refused here, at render time, so that nothing runs without the secret. #}
 {%-     do salt["bbb.check_turn_secret"](salt["pillar.get"](mapdata.turn.secret_pillar), mapdata.turn.secret_pillar) %}

@@ -1,7 +1,6 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set mm = mapdata.mattermost %}
 {%- if mm.url %}
-{%-   do salt["bbb.check_secret"](mm.token, "bigbluebutton:mattermost:token", "Mattermost's API needs an admin token", "A-Za-z0-9") %}
 
 include:
   - bigbluebutton.service.restart
@@ -14,7 +13,7 @@ bigbluebutton-mattermost-plugin:
     - properties: {{ mapdata.paths.properties }}
     - default_properties: {{ mapdata.paths.default_properties }}
     - require:
-      - cmd: bigbluebutton-restart
+      - bbb: bigbluebutton-restart
 {%- else %}
 
 bigbluebutton-mattermost-plugin:

@@ -16,5 +16,5 @@ bigbluebutton-api-healthy:
         attempts: {{ mapdata.api.retries }}
         interval: 10
     - require:
-      - cmd: bigbluebutton-restart
+      - bbb: bigbluebutton-restart
 {%- endif %}

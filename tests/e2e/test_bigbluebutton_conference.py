@@ -91,7 +91,7 @@ def lab(host_factory, tmp_path_factory):
             "firewall": {"enabled": False},
             "dialin": {"enabled": True, "number": "+49 711 12345678", "token": DIALIN_TOKEN},
             "api": {"url": server, "algorithm": "sha256", "retries": 2},
-            "restart_cmd": "sh -c 'echo restart >> /root/bbb-restarts'",
+            "restart_cmd": ["sh", "-c", "echo restart >> /root/bbb-restarts"],
         },
     }
     (pillar / "bbb.sls").write_text(yaml.safe_dump(bbb_pillar))

@@ -268,8 +268,16 @@ def test_grains_through_salts_loader(loaders, modules):
     assert grains["l3"] == [g["cpus"] for g in topo["l3_groups"]]
 
 
+def _apt_lists():
+    lists = "/var/lib/apt/lists"
+    return {n: os.stat(os.path.join(lists, n)).st_mtime_ns for n in os.listdir(lists)}
+
+
 def test_package_install_predicts_repository_and_package(modules):
+    """Test mode predicts the repository, key, pin and package without touching apt's lists."""
+    lists = _apt_lists()
     ret = results(modules.state.sls("htcondor.package.install", test=True))
+    assert _apt_lists() == lists
     by_id = {v["__id__"]: v for v in ret.values()}
     repo = by_id["htcondor-package-repo"]
     assert repo["result"] is None
@@ -282,7 +290,10 @@ def test_package_install_predicts_repository_and_package(modules):
     assert not os.path.exists(keyring["name"])
     package = by_id["htcondor-package"]
     assert package["result"] is None
-    assert "condor" in package["comment"]
+    assert package["comment"].startswith("condor would be installed from https://")
+    pin = by_id["htcondor-package-pin"]
+    assert pin["name"] == "/etc/apt/preferences.d/labsalt-htcondor"
+    assert not os.path.exists(pin["name"])
 
 
 # --------------------------------------------------------------------------- repository key

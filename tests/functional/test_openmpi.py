@@ -321,3 +321,46 @@ def test_login_and_non_login_shells_see_the_policy(  # noqa: PLR0917  (pytest fi
     assert lab.sha256(libdir / "libopen-rte.so.40") == lab.sha256(lab.SYSTEM_LIB)
     assert not (root / "etc/profile.d/labsalt-mpi.sh").exists()
     assert mca.read_text() == pristine
+
+
+HIDE_HWLOC = """
+for f in /usr/bin/lstopo /usr/bin/lstopo-no-graphics /usr/bin/hwloc-ls; do
+  [ -e "$f" ] && mount --bind /dev/null "$f"
+done
+exec "$@"
+"""
+
+
+def test_workstation_renders_and_predicts_without_hwloc():
+    """
+    Issue 14: on a host without hwloc (a fresh Debian 12), `labsalt apply --test`
+    renders both workstation formulas and predicts; the singleton patch's hwloc
+    type is left to the run.  hwloc's lstopo binaries are hidden in a private
+    mount namespace (bind-mounted over by /dev/null, so nothing can run them).
+    """
+    import json  # noqa: PLC0415
+
+    from tests.conftest import REPO  # noqa: PLC0415
+
+    pillar = {"openmpi": {"singleton_patch": {"enabled": True}}}
+    cmd = [str(REPO / ".venv" / "bin" / "labsalt"), "apply", "htcondor", "openmpi", "--test"]
+    cmd += ["-q", "--out", "json", "--pillar-data", json.dumps(pillar)]
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE_HWLOC, "sh", *cmd],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ret = json.loads(done.stdout)
+    ret = next(iter(ret.values())) if len(ret) == 1 else ret
+    assert isinstance(ret, dict), ret
+    assert_ok(ret)
+    by_id = {v["__id__"]: v for v in ret.values()}
+    assert {"openmpi-mca-params", "htcondor-config-slots", "htcondor-package"} <= set(by_id)
+    patch = by_id["openmpi-singleton-numa-patch"]
+    assert patch["result"] is None
+    assert "decided when the state runs, after hwloc is installed" in patch["comment"]
+    assert shutil.which("lstopo-no-graphics")  # outside the namespace hwloc is still there

@@ -67,6 +67,7 @@ def turn(scratch):
             "listening_ips": [ns.addr],
             "config_file": str(tmp / "turnserver.conf"),
             "checker": str(tmp / "turnserver-check"),
+            "state_dir": str(tmp / "state"),
             "min_port": 50000,
             "max_port": 50100,
             # the peer on this machine's end of the veth: an exception to the
@@ -191,21 +192,51 @@ def test_missing_secret_refused_before_anything(scratch):
         tmp_path / "pillar",
         {"realm": "turn.lab.test", "config_file": str(target), "checker": str(tmp_path / "c")},
     )
-    proc, ret = apply(pillar_dir, "coturn")
-    assert proc.returncode != 0
-    assert "coturn:static_auth_secret" in json.dumps(ret)
+    proc, _ = apply(pillar_dir, "coturn")
+    # The CLI's pre-check refuses before Salt renders: one line on stderr, exit 2.
+    assert proc.returncode == 2, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("labsalt: coturn:static_auth_secret: "), lines
     assert not target.exists() and not (tmp_path / "c").exists()
 
 
 def test_broken_config_leaves_live_file(turn, scratch):
+    """A value the schema accepts but turnserver cannot use fails the checker; live file stays."""
     tmp_path = scratch("broken")
-    """A value turnserver cannot take fails the checker; the live file stays."""
     live = turn["tmp"] / "turnserver.conf"
     before = live.read_text()
     pillar = yaml.safe_load((turn["pillar_dir"] / "coturn.sls").read_text())["coturn"]
-    pillar["denied_peer_ips"] = ["10.0.0.0-10.255.255.999"]
+    pillar["tls"] = {"cert": str(tmp_path / "no-cert.pem"), "pkey": str(tmp_path / "no-key.pem")}
     proc, ret = apply(write_pillar(tmp_path / "p", pillar), "coturn.config.file")
     assert proc.returncode != 0
-    assert "is not an IP address or range" in json.dumps(ret)
+    assert "no-cert.pem does not exist" in json.dumps(ret)
     assert live.read_text() == before
     assert SECRET not in json.dumps(ret)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("denied_peer_ips", ["10.0.0.0-10.255.255.999"], "coturn:denied_peer_ips:0: "),
+        (
+            "external_ip",
+            "198.51.100.7\nallowed-peer-ip=10.0.0.0-10.255.255.255",
+            "coturn:external_ip: ",
+        ),
+        ("external_ip", "1.2.3.300", "coturn:external_ip: '1.2.3.300' is not an IP address"),
+        ("min_port", 60000, "coturn:min_port: 60000 is above coturn:max_port 50100"),
+    ],
+)
+def test_bad_value_refused_before_anything(turn, scratch, key, value, message):
+    """The schema refuses it with one line naming the key; the live file stays."""
+    tmp_path = scratch("refused")
+    live = turn["tmp"] / "turnserver.conf"
+    before = live.read_text()
+    pillar = yaml.safe_load((turn["pillar_dir"] / "coturn.sls").read_text())["coturn"]
+    pillar[key] = value
+    proc, ret = apply(write_pillar(tmp_path / "p", pillar), "coturn.config.file")
+    assert proc.returncode != 0
+    assert message in json.dumps(ret) + proc.stderr
+    assert live.read_text() == before
+    assert "allowed-peer-ip=10.0.0.0" not in live.read_text()

@@ -6,6 +6,7 @@ example, URL building, installer flags, and key edits of BBB's real default file
 
 import hashlib
 import importlib.util
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_installer_flags_as_bbb_install_documents():
         "bbb.lab.example.org",
         "admin@lab.example.org",
         turn_host="turn.lab.example.org",
-        turn_secret="s3cretTurnToken",
+        turn_secret="s3cretTurnToken4711",
         greenlight=True,
         firewall=True,
     )
@@ -109,12 +110,12 @@ def test_installer_flags_as_bbb_install_documents():
         "-e",
         "admin@lab.example.org",
         "-c",
-        "turn.lab.example.org:s3cretTurnToken",
+        "turn.lab.example.org:s3cretTurnToken4711",
         "-g",
         "-w",
     ]
-    shown = bbb.redact(args, ["s3cretTurnToken"])
-    assert "s3cretTurnToken" not in shown
+    shown = bbb.redact(args, ["s3cretTurnToken4711"])
+    assert "s3cretTurnToken4711" not in shown
     assert "-c turn.lab.example.org:***" in shown
 
 
@@ -129,8 +130,8 @@ def test_installer_without_turn_greenlight_or_firewall():
         ({"version": "jammy"}, "installer:version 'jammy'"),
         ({"hostname": "bbb"}, "hostname 'bbb' is not a fully qualified"),
         ({"email": "admin"}, "email 'admin'"),
-        ({"turn_host": "turn.example.org", "turn_secret": None}, "turn:secret is missing"),
-        ({"turn_host": "turn.example.org", "turn_secret": "short"}, "at least 8"),
+        ({"turn_host": "turn.example.org", "turn_secret": None}, "turn:secret: is missing"),
+        ({"turn_host": "turn.example.org", "turn_secret": "short"}, "at least 16"),
     ],
 )
 def test_installer_bad_input_names_the_key(kwargs, message):
@@ -165,7 +166,7 @@ def test_phone_numbers_accepted(number):
 
 @pytest.mark.parametrize("number", ["+49 711 1234x", "", "12", "+49 711 1234567890123456", "0;1"])
 def test_malformed_phone_number_refused(number):
-    with pytest.raises(SaltInvocationError, match="bigbluebutton:dialin:number .* not a phone"):
+    with pytest.raises(SaltInvocationError, match="bigbluebutton:dialin:number: .* not a phone"):
         bbb.phone_number(number)
 
 
@@ -267,3 +268,45 @@ def test_missing_element_is_an_error():
     text = (FIXTURES / "freeswitch/autoload_configs/opus.conf.xml").read_text()
     with pytest.raises(CommandExecutionError, match='no element <param name="use-fec">'):
         bbb.edit_xml_attribute(text, "param", {"name": "use-fec"}, "value", 1)
+
+
+def test_property_writer_refuses_newlines_and_escapes_backslashes():
+    """The second line of defence behind the schema: no value adds a line or continues into one."""
+    with pytest.raises(SaltInvocationError, match="one line"):
+        bbb.edit_properties("a=1\n", {"defaultWelcomeMessageFooter": "x\nsecuritySalt=evil"})
+    new, _ = bbb.edit_properties("a=1\nb=2\n", {"a": "ends in a backslash\\"})
+    assert new.splitlines() == ["a=ends in a backslash\\\\", "b=2"]
+
+
+@pytest.mark.parametrize(
+    ("mapdata", "message"),
+    [
+        (
+            {"installer": {"enabled": True, "sha256": None}},
+            "bigbluebutton:installer:sha256: is missing",
+        ),
+        (
+            {"dialin": {"enabled": True, "number": "12", "token": "Tok3nTok3n"}},
+            "bigbluebutton:dialin:number: '12'",
+        ),
+        (
+            {"dialin": {"enabled": True, "number": "+49 711 123456"}},
+            "bigbluebutton:dialin:token: is missing",
+        ),
+        (
+            {"mattermost": {"url": "https://chat.example.org"}},
+            "bigbluebutton:mattermost:token: is missing",
+        ),
+        ({"restart_cmd": ["bbb-conf --restart; touch /tmp/x"]}, "bigbluebutton:restart_cmd:0: "),
+        ({"restart_cmd": []}, "bigbluebutton:restart_cmd:0: "),
+    ],
+)
+def test_validator_names_the_key(mapdata, message):
+    base = {"installer": {"enabled": False}, "restart_cmd": ["bbb-conf", "--restart"]}
+    base.update(mapdata)
+    with pytest.raises(SaltInvocationError, match=re.escape(message)):
+        bbb.validate(base)
+
+
+def test_validator_accepts_the_defaults():
+    assert bbb.validate({"installer": {"enabled": False}, "restart_cmd": ["bbb-conf", "--restart"]})

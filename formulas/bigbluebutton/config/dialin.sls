@@ -2,11 +2,17 @@
 {%- set dialin = mapdata.dialin %}
 {%- set plan = mapdata.paths.freeswitch ~ "/dialplan/public/dialin.xml" %}
 {%- if dialin.enabled %}
-{%-   do salt["bbb.phone_number"](dialin.number) %}
-{%-   do salt["bbb.check_secret"](dialin.token, "bigbluebutton:dialin:token", "the SIP provider's calls are matched by it", "A-Za-z0-9") %}
+{#-   number and token: checked by the schema and bbb.validate (never shown) #}
 
 include:
   - bigbluebutton.install
+
+# The dial plan's check_cmd (installed and recorded: clean purges it only if
+# labsalt installed it).
+bigbluebutton-xmllint:
+  coturn.packages_installed:
+    - name: {{ mapdata.paths.record }}
+    - pkgs: [libxml2-utils]
 
 # Phone dial-in (the notebook's plan): the provider sends calls to the secret
 # token; the caller enters the conference PIN and is transferred into the
@@ -22,9 +28,10 @@ bigbluebutton-dialin-plan:
     - group: root
     - mode: "0640"
     - show_changes: false
-    - check_cmd: xmllint --noout
-{%-   if mapdata.installer.enabled %}
+    - check_cmd: /usr/bin/xmllint --noout
     - require:
+      - coturn: bigbluebutton-xmllint
+{%-   if mapdata.installer.enabled %}
       - bbb: bigbluebutton-installed
 {%-   endif %}
 {%- else %}

@@ -6,12 +6,9 @@
     } %}
 {%- if mapdata.dialin.enabled %}
 {%-   do settings.update({
-        "defaultDialAccessNumber": salt["bbb.phone_number"](mapdata.dialin.number),
+        "defaultDialAccessNumber": mapdata.dialin.number,
         "defaultNumDigitsForTelVoice": mapdata.dialin.pin_digits,
       }) %}
-{%- endif %}
-{%- if mapdata.api.secret is not none %}
-{%-   do salt["bbb.check_secret"](mapdata.api.secret, "bigbluebutton:api:secret", "the BBB API secret", "A-Za-z0-9") %}
 {%- endif %}
 
 include:

@@ -7,8 +7,9 @@ include:
 
 # Only when one of BBB's files changed (the notebook: bbb-conf --stop/--start).
 bigbluebutton-restart:
-  cmd.run:
-    - name: {{ mapdata.restart_cmd }}
+  bbb.argv_run:
+    - name: restart BigBlueButton
+    - argv: {{ mapdata.restart_cmd | json }}
     - onchanges:
       - bbb: bigbluebutton-properties
       - file: bigbluebutton-dialin-plan

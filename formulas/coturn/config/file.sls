@@ -2,7 +2,6 @@
 {#- The secret stays out of the rendered SLS: the template reads it from pillar. #}
 {%- set config = mapdata.copy() %}
 {%- do config.pop("static_auth_secret") %}
-{%- do salt["bbb.check_turn_secret"](mapdata.static_auth_secret, "coturn:static_auth_secret") %}
 
 include:
   - coturn.package.install
@@ -15,6 +14,18 @@ coturn-config-checker:
     - source: salt://{{ tpldir.split("/")[0] }}/files/turnserver-check.py
     - makedirs: true
     - mode: "0755"
+    - require:
+      - coturn: coturn-package
+
+# labsalt owns turnserver.conf (coturn reads one file, no includes); the
+# package's (or the site's) original is kept for coturn.clean.
+coturn-config-original:
+  coturn.original_kept:
+    - name: {{ mapdata.config_file }}
+    - backup: {{ mapdata.state_dir }}/turnserver.conf.orig
+    - marker: "# Managed by Salt (labsalt coturn formula)"
+    - require:
+      - coturn: coturn-package
 
 coturn-config:
   file.managed:
@@ -23,11 +34,13 @@ coturn-config:
     - template: jinja
     - context:
         config: {{ config | json }}
-    - user: root
-    - group: turnserver
+    # Owner and group stay as the package's dpkg-statoverride sets them
+    # (root:turnserver): naming the group here would fail test mode on a host
+    # where the package (and its group) is not installed yet.
     - mode: "0640"
     - show_changes: false
     - check_cmd: {{ mapdata.checker }}
     - require:
-      - pkg: coturn-package
+      - coturn: coturn-package
+      - coturn: coturn-config-original
       - file: coturn-config-checker

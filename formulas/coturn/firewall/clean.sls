@@ -1,6 +1,7 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set fw = mapdata.firewall %}
 
+# Stopping the unit deletes coturn's own table; other tables stay.
 coturn-firewall-stopped:
   service.dead:
     - name: {{ fw.unit }}

@@ -6,9 +6,16 @@
 {%-   do turn_ports.append(mapdata.tls_listening_port) %}
 {%- endif %}
 
+include:
+  - coturn.package.install
+
+# nft, installed (and recorded) only after the coexistence check passed.
 coturn-firewall-package:
-  pkg.installed:
-    - name: nftables
+  coturn.packages_installed:
+    - name: {{ mapdata.state_dir }}/installed-packages
+    - pkgs: [nftables]
+    - require:
+      - coturn: coturn-firewall-compatible
 
 coturn-firewall-rules:
   file.managed:
@@ -24,7 +31,7 @@ coturn-firewall-rules:
         udp_ports: {{ turn_ports | json }}
     - check_cmd: /usr/sbin/nft --check --file
     - require:
-      - pkg: coturn-firewall-package
+      - coturn: coturn-firewall-package
 {%- else %}
 
 include:

@@ -5,7 +5,10 @@
 include:
   - coturn.firewall.rules
 
-# A unit of its own loads the table at boot, before coturn starts.
+# A unit of its own loads the table at boot, before coturn starts.  It never
+# touches /etc/nftables.conf or other tables; when the site's nftables.service
+# (re)loads a ruleset that starts with `flush ruleset`, this unit follows it and
+# loads coturn's table again.
 coturn-firewall-unit:
   file.managed:
     - name: /etc/systemd/system/{{ fw.unit }}
@@ -15,16 +18,21 @@ coturn-firewall-unit:
         Description=labsalt: host firewall for coturn (nftables table {{ fw.table }})
         Wants=network-pre.target
         Before=network-pre.target coturn.service
+        After=nftables.service
+        PartOf=nftables.service
+        ReloadPropagatedFrom=nftables.service
 
         [Service]
         Type=oneshot
         RemainAfterExit=yes
         ExecStart=/usr/sbin/nft -f {{ fw.rules_file }}
         ExecReload=/usr/sbin/nft -f {{ fw.rules_file }}
-        ExecStop=/usr/sbin/nft delete table inet {{ fw.table }}
+        ExecStop=-/usr/sbin/nft delete table inet {{ fw.table }}
 
         [Install]
         WantedBy=multi-user.target
+    - require:
+      - coturn: coturn-firewall-package
 
 coturn-firewall-service:
   service.running:

@@ -1,5 +1,15 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 
+include:
+  - coturn.config.clean
+  - coturn.firewall.clean
+
+# Only what labsalt installed (its record): coturn, nftables and their
+# dependencies if they came with labsalt; packages the site had stay.
 coturn-package-removed:
-  pkg.removed:
-    - name: {{ mapdata.package }}
+  coturn.packages_removed:
+    - name: {{ mapdata.state_dir }}/installed-packages
+    - pkgs: [{{ mapdata.package }}, nftables]
+    - require:
+      - coturn: coturn-config-original-restored
+      - file: coturn-firewall-files-removed

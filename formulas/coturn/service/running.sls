@@ -13,6 +13,8 @@ coturn-service-bind-low-ports:
         [Service]
         AmbientCapabilities=CAP_NET_BIND_SERVICE
         LimitNOFILE=1048576
+    - require:
+      - coturn: coturn-package
 
 coturn-service:
   service.running:

@@ -54,7 +54,7 @@ htcondor-config-slots:
     - check_cmd: {{ checker }}
     - require:
       # the checker reads the file with HTCondor's parser, which the package brings
-      - pkg: htcondor-package
+      - id: htcondor-package
       - file: htcondor-config-checker
       - file: htcondor-config-dir
 
@@ -69,7 +69,7 @@ htcondor-config-environment:
         allow_getenv: {{ mapdata.submit.allow_getenv | json }}
     - check_cmd: {{ checker }}
     - require:
-      - pkg: htcondor-package
+      - id: htcondor-package
       - file: htcondor-config-checker
       - file: htcondor-config-job-wrapper
       - file: htcondor-config-dir

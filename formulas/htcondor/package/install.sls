@@ -36,8 +36,6 @@ htcondor-package-pin:
         Pin: origin "{{ origin }}"
         Pin-Priority: {{ repo.pin.priority }}
     - mode: "0644"
-    - require_in:
-      - pkg: htcondor-package
 {%- endif %}
 
 # Only this repository's index, and only when its source or key changed.
@@ -58,8 +56,6 @@ htcondor-package-index:
     - onchanges:
       - file: htcondor-package-repo
       - htcondor: htcondor-package-keyring
-    - require_in:
-      - pkg: htcondor-package
 {%- endif %}
 {%- if to_record != recorded %}
 
@@ -70,13 +66,32 @@ htcondor-package-record:
     - contents: {{ to_record | join("\n") | json }}
     - makedirs: true
     - mode: "0644"
-    - require_in:
-      - pkg: htcondor-package
 {%- endif %}
+
+{%- set before = [] %}
+{%- if repo.manage %}{% do before.extend(["htcondor-package-index"] + (["htcondor-package-pin"] if repo.pin.priority is not none else [])) %}{% endif %}
+{%- if to_record != recorded %}{% do before.append("htcondor-package-record") %}{% endif %}
+{%- if opts.test and not installed %}
+
+# Test mode: Salt's pkg.installed would run apt-get update to find the version
+# it would install (writing /var/lib/apt/lists); predict without asking apt.
+htcondor-package:
+  test.configurable_test_state:
+    - name: {{ mapdata.package }}
+    - changes: true
+    - result: true
+    - comment: "{{ mapdata.package }} would be installed{{ ' from ' ~ repo.url if repo.manage else '' }} (test mode does not refresh apt's lists)"
+{%- else %}
 
 htcondor-package:
   pkg.installed:
     - name: {{ mapdata.package }}
-    {#- apt's lists are refreshed only when something is to be installed, and
-        never in test mode (it would write /var/lib/apt/lists). #}
-    - refresh: {{ (not installed and not opts.test) | json }}
+    {#- apt's lists are refreshed only when something is to be installed #}
+    - refresh: {{ (not installed) | json }}
+{%- endif %}
+{%- if before %}
+    - require:
+{%- for id in before %}
+      - id: {{ id }}
+{%- endfor %}
+{%- endif %}

@@ -42,7 +42,7 @@ openmpi-mca-params:
         comment: {{ comment | json }}
     - require:
       - file: openmpi-mca-params-checker
-      - pkg: openmpi-packages
+      - id: openmpi-packages
 {%- if mpi.prte_params %}
 
 # OpenMPI 5 launches through PRRTE, which has its own parameter names and file.
@@ -58,5 +58,5 @@ openmpi-prte-params:
         params: {{ mpi.prte_params | json }}
         comment: {{ comment | json }}
     - require:
-      - pkg: openmpi-packages
+      - id: openmpi-packages
 {%- endif %}

@@ -16,12 +16,28 @@ openmpi-package-record:
     - contents: {{ to_record | join("\n") | json }}
     - makedirs: true
     - mode: "0644"
-    - require_in:
-      - pkg: openmpi-packages
 {%- endif %}
+
+{%- set missing_here = mapdata.packages | select("in", missing) | list %}
+{%- if opts.test and missing_here %}
+
+# Test mode: Salt's pkg.installed would run apt-get update to find the versions
+# it would install (writing /var/lib/apt/lists); predict without asking apt.
+openmpi-packages:
+  test.configurable_test_state:
+    - name: "{{ missing_here | join(' ') }}"
+    - changes: true
+    - result: true
+    - comment: "would be installed: {{ missing_here | join(', ') }} (test mode does not refresh apt's lists)"
+{%- else %}
 
 openmpi-packages:
   pkg.installed:
     - pkgs: {{ mapdata.packages | json }}
-    {#- apt's lists: refreshed only when something is missing, never in test mode #}
-    - refresh: {{ (missing | length > 0 and not opts.test) | json }}
+    {#- apt's lists: refreshed only when something is missing #}
+    - refresh: {{ (missing_here | length > 0) | json }}
+{%- endif %}
+{%- if to_record != recorded %}
+    - require:
+      - id: openmpi-package-record
+{%- endif %}

@@ -9,12 +9,23 @@ include:
 
 # elfpatch's parser; a salt-ssh target runs Salt on the system Python, so the
 # Debian package is what makes the module load there (then reloaded).
+{%- set patch_missing = patch.packages | reject("in", installed_patch_packages) | list %}
+{%- if opts.test and patch_missing %}
+# Test mode: predicted without apt (pkg.installed would refresh apt's lists).
+openmpi-elfpatch-dependencies:
+  test.configurable_test_state:
+    - name: "{{ patch_missing | join(' ') }}"
+    - changes: true
+    - result: true
+    - comment: "would be installed: {{ patch_missing | join(', ') }} (test mode does not refresh apt's lists)"
+{%- else %}
 openmpi-elfpatch-dependencies:
   pkg.installed:
     - pkgs: {{ patch.packages | json }}
     - reload_modules: true
-    {#- apt's lists: refreshed only when something is missing, never in test mode #}
-    - refresh: {{ (not opts.test and (patch.packages | reject("in", installed_patch_packages) | list | length > 0)) | json }}
+    {#- apt's lists: refreshed only when something is missing #}
+    - refresh: {{ (patch_missing | length > 0) | json }}
+{%- endif %}
     - require:
       - sls: {{ tpldir.split("/")[0] }}.package.install
 
@@ -31,8 +42,8 @@ openmpi-singleton-numa-patch:
     - known_sha256: {{ patch.known_sha256 | json }}
     - backup_dir: {{ patch.backup_dir }}
     - require:
-      - pkg: openmpi-packages
-      - pkg: openmpi-elfpatch-dependencies
+      - id: openmpi-packages
+      - id: openmpi-elfpatch-dependencies
 {%- else %}
 
 openmpi-singleton-numa-patch:

@@ -1,0 +1,245 @@
+"""
+States of the coturn formula that plain Salt states cannot express: refuse a host
+whose firewall the coturn table would break, install packages and record which
+ones labsalt installed (so that clean removes only those), keep the package's
+original of a file labsalt takes over and put it back on clean, and remove
+directories labsalt created only when they are empty.  The logic is in the
+``coturn`` execution module; test mode changes nothing and predicts.
+"""
+
+import os
+import shutil
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "coturn"
+
+
+def __virtual__():
+    if "coturn.conf_line" not in __salt__:
+        return (False, "the coturn execution module is not loaded")
+    return __virtualname__
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def firewall_compatible(name):
+    """
+    Fail (one line) when this host has nftables/iptables input rules of its own
+    that the coturn table ``name`` would break (see ``coturn.firewall_conflicts``).
+    Read-only, so test mode gives the real verdict.
+    """
+    ret = _ret(name)
+    try:
+        found = __salt__["coturn.firewall_conflicts"](name)
+    except (CommandExecutionError, ValueError) as exc:
+        ret.update(result=False, comment=f"cannot read this host's firewall: {exc}")
+        return ret
+    if found:
+        ret.update(
+            result=False,
+            comment=(
+                f"coturn:firewall: refusing: this host filters input itself ({'; '.join(found)}), "
+                f"and the coturn table {name} drops all but SSH and TURN: run coturn on a "
+                "dedicated host, or set coturn:firewall:enabled: false and open the TURN ports "
+                "in the site's firewall"
+            ),
+        )
+        return ret
+    ret["comment"] = "no other input filter on this host: the coturn table can own the input path"
+    return ret
+
+
+def packages_installed(name, pkgs):
+    """
+    Install ``pkgs`` when missing and add every package that the installation
+    brought in (dependencies too) to the record ``name`` (one package a line).
+    Packages that were installed before are not recorded, so
+    ``coturn.packages_removed`` leaves them alone.
+    """
+    ret = _ret(name)
+    missing = [pkg for pkg in pkgs if not __salt__["pkg.version"](pkg)]
+    if not missing:
+        ret["comment"] = f"installed: {', '.join(pkgs)}"
+        return ret
+    if __opts__["test"]:
+        ret.update(
+            result=None,
+            changes={"installed": missing},
+            comment=f"would install {', '.join(missing)} and record it in {name}",
+        )
+        return ret
+    before = set(__salt__["pkg.list_pkgs"]())
+    try:
+        __salt__["pkg.install"](pkgs=missing)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"installing {', '.join(missing)} failed: {exc}")
+        return ret
+    after = set(__salt__["pkg.list_pkgs"]())
+    new = sorted(after - before)
+    still = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
+    if new:
+        __salt__["coturn.write_record"](name, __salt__["coturn.read_record"](name) + new)
+    if still:
+        ret.update(result=False, comment=f"{', '.join(still)} not installed")
+        return ret
+    ret.update(changes={"installed": new}, comment=f"installed {', '.join(new)} (recorded)")
+    return ret
+
+
+def packages_removed(name, pkgs=None):
+    """
+    Purge what the record ``name`` says labsalt installed: the packages of
+    ``pkgs`` it installed, then those recorded dependencies that nothing needs
+    any more (apt's autoremove candidates); other packages, and packages the
+    site had before, stay.  The record goes when done.
+    """
+    ret = _ret(name)
+    recorded = __salt__["coturn.read_record"](name)
+    installed = set(__salt__["pkg.list_pkgs"]())
+    top = [pkg for pkg in (pkgs or recorded) if pkg in recorded and pkg in installed]
+    if not recorded:
+        ret["comment"] = f"no record {name}: labsalt installed no packages here"
+        return ret
+    if __opts__["test"]:
+        ret.update(
+            result=None,
+            changes={"purged": top, "dependencies": "those recorded that nothing else needs"},
+            comment=f"would purge {', '.join(top) or 'nothing'} and its recorded dependencies",
+        )
+        return ret
+    purged = []
+    try:
+        if top:
+            __salt__["pkg.purge"](pkgs=top)
+            purged += top
+        for _ in range(5):  # dependencies of dependencies become removable in turn
+            loose = [p for p in __salt__["coturn.autoremovable"]() if p in recorded]
+            if not loose:
+                break
+            __salt__["pkg.purge"](pkgs=loose)
+            purged += loose
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"purging {', '.join(top)} failed: {exc}")
+        return ret
+    left = sorted(set(recorded) - set(purged) - set(installed))
+    os.unlink(name)
+    ret.update(changes={"purged": purged}, comment=f"purged {', '.join(purged) or 'nothing'}")
+    if left:
+        ret["comment"] += f" ({', '.join(left)} already gone)"
+    return ret
+
+
+def _is_ours(path, marker):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return marker in handle.read(4096)
+    except FileNotFoundError:
+        return False
+
+
+def original_kept(name, backup, marker):
+    """
+    Before labsalt first writes ``name``, keep the file that was there (the
+    package's or the site's) as ``backup`` (owner and mode kept), or note that
+    there was none; ``coturn.original_restored`` puts it back.  A file that
+    already carries labsalt's ``marker`` line is not an original.
+    """
+    ret = _ret(name)
+    absent = f"{backup}.absent"
+    if os.path.exists(backup) or os.path.exists(absent):
+        ret["comment"] = f"the original of {name} is kept"
+        return ret
+    exists = os.path.exists(name)
+    if exists and _is_ours(name, marker):
+        ret["comment"] = f"{name} is labsalt's already; no original to keep"
+        return ret
+    what = f"keep a copy of {name} in {backup}" if exists else f"note that {name} did not exist"
+    if __opts__["test"]:
+        if not exists:  # the package may not be installed yet: it would bring the file
+            what = f"keep the {name} there is then (the package's) in {backup}, or note none"
+        ret.update(result=None, changes={"original": backup}, comment=f"would {what}")
+        return ret
+    os.makedirs(os.path.dirname(backup), mode=0o700, exist_ok=True)
+    if exists:
+        shutil.copy2(name, f"{backup}.tmp")
+        stat = os.stat(name)
+        os.chown(f"{backup}.tmp", stat.st_uid, stat.st_gid)
+        os.replace(f"{backup}.tmp", backup)
+    else:
+        with open(absent, "w", encoding="utf-8"):
+            pass
+    ret.update(changes={"original": backup}, comment=what.replace("keep", "kept", 1))
+    return ret
+
+
+def original_restored(name, backup):
+    """Put back the original ``original_kept`` saved (or remove ``name`` if there was none)."""
+    ret = _ret(name)
+    absent = f"{backup}.absent"
+    if os.path.exists(backup):
+        what = f"restore {name} from {backup}"
+    elif os.path.exists(absent):
+        what = f"remove {name} (it did not exist before labsalt)"
+    else:
+        ret["comment"] = f"no original of {name} kept: nothing to restore"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, changes={"restored": name}, comment=f"would {what}")
+        return ret
+    if os.path.exists(backup):
+        stat = os.stat(backup)
+        shutil.copy2(backup, f"{name}.labsalt-tmp")  # mode and times as kept
+        os.chown(f"{name}.labsalt-tmp", stat.st_uid, stat.st_gid)
+        os.replace(f"{name}.labsalt-tmp", name)
+        os.unlink(backup)
+    else:
+        if os.path.lexists(name):
+            os.unlink(name)
+        os.unlink(absent)
+    ret.update(changes={"restored": name}, comment=what.replace("restore", "restored", 1))
+    return ret
+
+
+def dirs_pruned(name, dirs):
+    """Remove each directory of ``dirs`` (deepest first) when it is empty; never its contents."""
+    ret = _ret(name)
+    gone = []
+    for path in sorted(dirs, key=lambda p: -p.count("/")):
+        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+            gone.append(path)
+            if not __opts__["test"]:
+                try:
+                    os.rmdir(path)
+                except OSError as exc:
+                    raise SaltInvocationError(f"cannot remove {path}: {exc}") from None
+    if gone:
+        ret["changes"] = {"removed": gone}
+        if __opts__["test"]:
+            ret["result"] = None
+    verb = "would remove" if __opts__["test"] else "removed"
+    ret["comment"] = f"{verb} {', '.join(gone)}" if gone else "no empty directory left"
+    return ret
+
+
+def restarted_if_running(name):
+    """
+    Restart service ``name`` if it is running (``systemctl try-restart``), e.g.
+    after clean gave the site's coturn its own config back; a service that is
+    stopped or not installed (purged by clean) is left as it is.  Meant for
+    ``onchanges``.
+    """
+    ret = _ret(name)
+    if not __salt__["service.available"](name) or not __salt__["service.status"](name):
+        ret["comment"] = f"{name} is not running here: left as it is"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, changes={"restarted": name}, comment=f"would restart {name}")
+        return ret
+    if not __salt__["service.restart"](name):
+        ret.update(result=False, comment=f"restarting {name} failed")
+        return ret
+    ret.update(changes={"restarted": name}, comment=f"restarted {name} with its config")
+    return ret

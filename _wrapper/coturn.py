@@ -1,0 +1,1 @@
+../_modules/coturn.py
