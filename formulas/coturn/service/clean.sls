@@ -10,6 +10,15 @@ coturn-service-drop-in-removed:
   file.absent:
     - name: /etc/systemd/system/{{ mapdata.service }}.service.d/labsalt.conf
 
+# Make systemd forget the removed drop-in before the site's coturn restarts.
+coturn-service-drop-in-daemon-reload:
+  module.run:
+    - service.systemctl_reload: []
+    - onchanges:
+      - file: coturn-service-drop-in-removed
+    - require_in:
+      - coturn: coturn-service-site-config
+
 coturn-service-site-config:
   coturn.restarted_if_running:
     - name: {{ mapdata.service }}
