@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import roles
+from tests.support import binfmt_guard, roles
 from tests.support.states import changed, failed, results
 
 ROLES = sorted(roles.roles())
@@ -37,7 +37,15 @@ FORMULAS = roles.formulas()
 
 
 @pytest.fixture(scope="module")
-def lab(host_factory, tmp_path_factory):
+def binfmt():
+    """binfmt_misc is shared with the hosts: hold it (emu role) and restore it after."""
+    uses = any("ppc64_emulation" in formulas for formulas in roles.roles().values())
+    with binfmt_guard.guarded() if uses else contextlib.nullcontext():
+        yield
+
+
+@pytest.fixture(scope="module")
+def lab(host_factory, tmp_path_factory, binfmt):
     lab = roles.RoleLab(host_factory, tmp_path_factory.mktemp("bare-roles"))
     try:
         lab.start(ROLES)

@@ -15,9 +15,10 @@ import subprocess
 import pytest
 
 from tests.conftest import REPO
+from tests.support import binfmt_guard
 from tests.support.states import assert_no_changes, assert_ok, changed
 
-BINFMT = "/proc/sys/fs/binfmt_misc"
+BINFMT = binfmt_guard.BINFMT
 NAME = "qemu-ppc64"
 
 pytestmark = [
@@ -41,69 +42,36 @@ int main(void) {
 
 
 def _mounted():
-    return os.path.exists(f"{BINFMT}/register")
+    return binfmt_guard.mounted()
 
 
 def _entries():
-    if not _mounted():
-        return {}
-    found = {}
-    for name in sorted(os.listdir(BINFMT)):
-        if name not in ("register", "status"):
-            with open(f"{BINFMT}/{name}") as handle:
-                found[name] = handle.read()
-    return found
-
-
-def _reregister(name, status):
-    """Register an entry again from the text the kernel showed for it."""
-    fields = dict(line.split(" ", 1) for line in status.splitlines() if " " in line)
-    hexes = {k: fields.get(k, "").replace(" ", "") for k in ("magic", "mask")}
-    esc = {k: "".join(f"\\x{v[i : i + 2]}" for i in range(0, len(v), 2)) for k, v in hexes.items()}
-    offset = fields.get("offset", "0")
-    flags = fields.get("flags:", "").strip()
-    line = f":{name}:M:{offset}:{esc['magic']}:{esc['mask']}:{fields['interpreter']}:{flags}"
-    with open(f"{BINFMT}/register", "w") as handle:
-        handle.write(line)
-    if status.startswith("disabled"):
-        with open(f"{BINFMT}/{name}", "w") as handle:
-            handle.write("0")
+    return binfmt_guard.entries()
 
 
 @pytest.fixture(scope="module")
 def binfmt_snapshot():
-    was_mounted, before = _mounted(), _entries()
-    if not was_mounted:
-        probe = subprocess.run(
-            ["mount", "-t", "binfmt_misc", "binfmt_misc", BINFMT],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode != 0:
-            pytest.skip(
-                f"binfmt_misc cannot be mounted here ({probe.stderr.strip()}); "
-                "test_program_runs_under_qemu_directly covers the emulation itself"
+    # binfmt_misc is this machine's and every throw-away host's: one test at a
+    # time changes it (tests/support/binfmt_guard.py), and it is put back after.
+    with binfmt_guard.locked():
+        was_mounted, before = _mounted(), _entries()
+        if not was_mounted:
+            probe = subprocess.run(
+                ["mount", "-t", "binfmt_misc", "binfmt_misc", BINFMT],
+                capture_output=True,
+                text=True,
+                check=False,
             )
-    yield before
-    now = _entries()
-    if not was_mounted:
-        # Unmounting drops every entry registered through this mount (Linux >= 6.7
-        # cleans up on umount; older kernels keep them, so remove ours first).
-        for name in now:
-            with open(f"{BINFMT}/{name}", "w") as handle:
-                handle.write("-1")
-        if _mounted():
-            subprocess.run(["umount", BINFMT], check=True)
-    else:
-        for name, status in now.items():
-            if before.get(name) != status:
-                with open(f"{BINFMT}/{name}", "w") as handle:
-                    handle.write("-1")
-        for name, status in before.items():
-            if name not in _entries():
-                _reregister(name, status)
-    assert _mounted() == was_mounted and _entries() == before, "binfmt_misc not restored"
+            if probe.returncode != 0:
+                pytest.skip(
+                    f"binfmt_misc cannot be mounted here ({probe.stderr.strip()}); "
+                    "test_program_runs_under_qemu_directly covers the emulation itself"
+                )
+        try:
+            yield before
+        finally:
+            binfmt_guard.restore(was_mounted, before)
+        assert _mounted() == was_mounted and _entries() == before, "binfmt_misc not restored"
 
 
 @pytest.fixture(scope="module")
