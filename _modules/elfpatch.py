@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -66,6 +67,19 @@ RECIPES_FILE = "elfpatch_recipes.yaml"
 RECIPES_URL = "salt://_modules/" + RECIPES_FILE
 DEFAULT_BACKUP_DIR = "/var/lib/labsalt/elfpatch"
 TEMP_PREFIX = ".elfpatch-"
+# Kill points for the atomicity tests: with LABSALT_ELFPATCH_STOP_AT=<step> in
+# the environment, the process stops itself (SIGSTOP) at that step, so a test
+# can SIGKILL it exactly there instead of guessing with timers.  Steps:
+# locked, then for each file written ("backup", "backup-meta", "library"):
+# <file>:temp-written, <file>:synced, <file>:renamed, <file>:dir-synced.
+STOP_AT_VARIABLE = "LABSALT_ELFPATCH_STOP_AT"
+
+
+def _kill_point(step):
+    if os.environ.get(STOP_AT_VARIABLE) == step:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
 _RECIPES_CACHE = {}  # (path, mtime, size) -> checked recipes
 
 # hwloc 2.x (>= 2.1) enum hwloc_obj_type_t, by the names hwloc's XML uses.
@@ -682,8 +696,11 @@ def _remove_temps_in(directory, prefix="."):
                 os.unlink(os.path.join(directory, name))
 
 
-def _atomic_write(path, data, like=None):
-    """Replace ``path`` by ``data``: temp file in the same directory, fsync, rename."""
+def _atomic_write(path, data, like=None, what="library"):
+    """
+    Replace ``path`` by ``data``: temp file in the same directory, fsync, rename.
+    ``what`` names the file in the kill points (``_kill_point``).
+    """
     directory, base = os.path.split(path)
     st = os.stat(like or path) if (like or os.path.exists(path)) else None
     fd, tmp = tempfile.mkstemp(prefix=f".{base}{TEMP_PREFIX}", suffix=".tmp", dir=directory)
@@ -691,12 +708,15 @@ def _atomic_write(path, data, like=None):
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            _kill_point(f"{what}:temp-written")
             if st is not None:
                 os.fchown(handle.fileno(), st.st_uid, st.st_gid)
                 os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
                 _copy_xattrs(like or path, handle.fileno())
             os.fsync(handle.fileno())
+        _kill_point(f"{what}:synced")
         os.replace(tmp, path)
+        _kill_point(f"{what}:renamed")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -706,6 +726,7 @@ def _atomic_write(path, data, like=None):
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
+    _kill_point(f"{what}:dir-synced")
 
 
 def _check_writable(path, allow_hardlinks):
@@ -742,14 +763,14 @@ def _backup_locked(data, status, backup_dir):
     meta = {"path": status["path"], "build": status["build"], "sha256": status["original_sha256"]}
     if os.path.isfile(target) and _sha256(_read(target)) == status["original_sha256"]:
         if not os.path.isfile(target + ".json"):  # a run killed between the two writes
-            _atomic_write(target + ".json", json.dumps(meta, indent=1).encode())
+            _atomic_write(target + ".json", json.dumps(meta, indent=1).encode(), what="backup-meta")
         return target
     original_bytes = bytes.fromhex(status["original_bytes"])
     original = _with_site(data, {"offset": status["offset"]}, original_bytes)
     if _sha256(original) != status["original_sha256"]:
         raise CommandExecutionError("internal error: reconstructed original does not hash right")
-    _atomic_write(target, original)
-    _atomic_write(target + ".json", json.dumps(meta, indent=1).encode())
+    _atomic_write(target, original, what="backup")
+    _atomic_write(target + ".json", json.dumps(meta, indent=1).encode(), what="backup-meta")
     return target
 
 
@@ -872,6 +893,7 @@ def _write(path, recipe, recipes, opts):
     _check_writable(real, opts.get("allow_hardlinks"))
     try:
         with _locked(os.path.dirname(real)):
+            _kill_point("locked")
             # again under the lock: another run may have changed the file meanwhile
             planned, info, data, new_data = _plan(real, spec, opts)
             if not planned["changed"]:

@@ -5,6 +5,7 @@ read from hwloc topologies made by lstopo.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -281,13 +282,59 @@ def test_recipes_file_checked(tmp_path):
         elfpatch.status("/bin/true", "nope")
 
 
-def test_shipped_recipes_have_known_debian_build():
-    recipes = elfpatch.load_recipes()
-    builds = {b["name"]: b for b in recipes[RECIPE]["builds"]}
+def _hwloc_enum(names):
+    """hwloc_obj_type_t values as Debian's hwloc.h defines them (compiled with gcc)."""
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "types.c"
+        source.write_text(
+            "#include <hwloc.h>\n#include <stdio.h>\nint main(void) {\n"
+            + "".join(f'  printf("{n} %d\\n", (int)HWLOC_OBJ_{n.upper()});\n' for n in names)
+            + "  return 0;\n}\n"
+        )
+        binary = Path(work) / "types"
+        subprocess.run(["gcc", "-o", str(binary), str(source)], check=True, capture_output=True)
+        out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
+
+
+def _disassemble(code):
+    """objdump's Intel-syntax reading of raw x86-64 bytes: [(offset, instruction)]."""
+    with tempfile.NamedTemporaryFile(suffix=".bin") as handle:
+        handle.write(code)
+        handle.flush()
+        out = subprocess.run(
+            ["objdump", "-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", handle.name],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    found = re.findall(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{2} )+\s*(.+?)\s*$", out, re.M)
+    return [(int(offset, 16), " ".join(text.split())) for offset, text in found]
+
+
+def test_shipped_recipes_agree_with_hwloc_h_and_the_notebooks_bytes():
+    """
+    The recipe's numbers held against sources other than the recipe: the
+    parameter's choices and the patched original (NUMANODE) against the enum in
+    Debian's hwloc.h; the Ubuntu build's pattern against the lab notebook's 15
+    bytes, which objdump decodes as ``cmp ax,3; jne; mov edx,0xd``.
+    """
+    recipe = elfpatch.load_recipes()[RECIPE]
+    choices = recipe["parameter"]["choices"]
+    enum = _hwloc_enum([*choices, "NUMANode"])
+    assert {name: enum[name] for name in choices} == choices
+    builds = {b["name"]: b for b in recipe["builds"]}
     assert set(builds) >= {"debian-12-openmpi-4.1.4", "ubuntu-20.04-openmpi-4.0.3"}
-    assert builds["ubuntu-20.04-openmpi-4.0.3"]["code"].replace(" ", "") == (
-        "6683f8030f85????????ba[0d]000000"
-    )
+    assert builds["debian-12-openmpi-4.1.4"]["data"].split()[0] == f"[{enum['NUMANode']:02x}]"
+
+    notebook = bytes.fromhex("66 83 f8 03 0f 85 70 02 00 00 ba 0d 00 00 00")
+    tokens = builds["ubuntu-20.04-openmpi-4.0.3"]["code"].split()
+    assert len(tokens) == len(notebook)
+    for token, byte in zip(tokens, notebook, strict=True):
+        assert token == "??" or int(token.strip("[]"), 16) == byte, token
+    patched = [i for i, token in enumerate(tokens) if token.startswith("[")]
+    assert patched == [11]  # the low byte of mov edx's 32-bit immediate
+    instructions = _disassemble(notebook)
+    assert [text.split()[0] for _, text in instructions] == ["cmp", "jne", "mov"]
+    assert instructions[2] == (10, f"mov edx,0x{enum['NUMANode']:x}")
 
 
 # --------------------------------------------------------------------------- topology
