@@ -34,8 +34,11 @@ def __virtual__():
 
 def parse_cpulist(text):
     """
-    Parse the kernel's cpulist syntax (``0-7,16-23``, also ``0-15:2/4`` strides)
-    into a sorted list of CPU numbers.  An empty string is the empty set.
+    Parse a cpulist into a sorted list of CPU numbers: the kernel's syntax
+    (``0-7,16-23``, and ``0-15:2/4``: 2 CPUs of every group of 4) and
+    taskset's stride (``0-7:2``: every second CPU).  An empty string is the
+    empty set.  The one cpulist parser of the suite: the topology grain and
+    ``labsalt topology`` load it from this module through Salt's loader.
 
     CLI Example:
 
@@ -43,25 +46,36 @@ def parse_cpulist(text):
 
         salt-call topology.parse_cpulist 0-3,8
     """
+    if isinstance(text, bool):
+        raise SaltInvocationError(f"{text!r} is not a cpulist (expected e.g. 0-7,16-23)")
     if isinstance(text, int):
         return [text]
-    if isinstance(text, (list, tuple, set)):
+    if isinstance(text, (list, tuple, set, frozenset)):
         return sorted({int(c) for c in text})
     cpus = set()
-    for item in str(text).strip().split(","):
+    for item in str(text).replace("\x00", "").strip().split(","):
         part = item.strip()
         if not part:
             continue
-        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+)/(\d+))?)?", part)
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+)(?:/(\d+))?)?)?", part)
         if not match:
             raise SaltInvocationError(f"'{text}' is not a cpulist (expected e.g. 0-7,16-23)")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
         if last < first:
             raise SaltInvocationError(f"'{text}' is not a cpulist: range {part} runs backwards")
-        if match.group(3):
+        if match.group(4):  # used/group
             used, group = int(match.group(3)), int(match.group(4))
+            if not 0 < used <= group:
+                raise SaltInvocationError(
+                    f"'{text}' is not a cpulist: {part} needs 0 < used <= group"
+                )
             cpus.update(c for c in range(first, last + 1) if (c - first) % group < used)
+        elif match.group(3):  # stride
+            stride = int(match.group(3))
+            if stride < 1:
+                raise SaltInvocationError(f"'{text}' is not a cpulist: stride 0 in {part}")
+            cpus.update(range(first, last + 1, stride))
         else:
             cpus.update(range(first, last + 1))
     return sorted(cpus)
@@ -92,8 +106,17 @@ def format_cpulist(cpus):
     return ",".join(parts)
 
 
-def _parse_cpumask(text):
-    """The kernel's hex mask (``ffff,00000000``: 32-bit words, most significant first)."""
+def parse_cpumask(text):
+    """
+    The kernel's hex CPU mask (``ffff,00000000``: 32-bit words, most
+    significant first) as a sorted list of CPU numbers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call topology.parse_cpumask ff,00000000
+    """
     words = text.replace("\x00", "").strip().split(",")
     cpus = []
     for position, word in enumerate(reversed(words)):
@@ -102,7 +125,7 @@ def _parse_cpumask(text):
             lowest = value & -value
             cpus.append(position * 32 + lowest.bit_length() - 1)
             value ^= lowest
-    return cpus
+    return sorted(cpus)
 
 
 # --------------------------------------------------------------------------- sysfs reading
@@ -130,7 +153,7 @@ def _read_set(directory, list_names, mask_names):
     for name in mask_names:
         text = _read(f"{directory}/{name}")
         if text is not None:
-            return set(_parse_cpumask(text))
+            return set(parse_cpumask(text))
     for name in list_names:
         text = _read(os.path.join(directory, name))
         if text is not None:

@@ -37,6 +37,20 @@ topology = _load("modules", "topology")
 grains = _load("grains", "topology")
 
 
+def _minion_opts():
+    """What Salt's grain loader gives a grain: minion options; the modules where labsalt's are."""
+    import salt.config  # noqa: PLC0415
+
+    opts = salt.config.minion_config(None)
+    opts["module_dirs"] = [str(ext_dir("modules"))]
+    # not the machine-wide /var/cache/salt/minion/extmods, searched first
+    opts["extension_modules"] = str(ext_dir("modules") / "__no_extmods__")
+    return opts
+
+
+grains.__opts__ = _minion_opts()
+
+
 @pytest.fixture(scope="session")
 def corpus():
     return hwloc_corpus.corpus()
@@ -324,12 +338,28 @@ def test_bad_input_is_one_clear_error(tmp_path, threadrippers):
         ("0-3,8", [0, 1, 2, 3, 8]),
         ("0-7,16-23", [*range(8), *range(16, 24)]),
         ("0-15:2/4", [0, 1, 4, 5, 8, 9, 12, 13]),
+        ("0-7:2", [0, 2, 4, 6]),  # taskset's stride
+        ("1-9:4,16", [1, 5, 9, 16]),
     ],
 )
 def test_cpulist_round_trip(text, cpus):
     assert topology.parse_cpulist(text) == cpus
+    # the grain parses through the same module (Salt's loader), strides included
+    assert grains._cpulist(text) == set(cpus)
     if ":" not in text:
         assert topology.format_cpulist(cpus) == text
+        assert grains._format(cpus) == text
+
+
+@pytest.mark.parametrize("text", ["0-7:0", "0-7:3/2", "0-7:0/4", "7-0", "0-3:", "x"])
+def test_cpulist_refused(text):
+    with pytest.raises(SaltInvocationError, match="is not a cpulist"):
+        topology.parse_cpulist(text)
+
+
+def test_cpumask_read_by_the_module():
+    assert topology.parse_cpumask("00000001,80000003") == [0, 1, 31, 32]
+    assert grains._cpumask("00000001,80000003") == {0, 1, 31, 32}
 
 
 def test_cpumask_parser_matches_the_kernel_lists(corpus):
@@ -340,7 +370,7 @@ def test_cpumask_parser_matches_the_kernel_lists(corpus):
             online = set(
                 topology.parse_cpulist(topology.discover(str(node.parents[4]))["cpus_online"])
             )
-            mask = set(topology._parse_cpumask((node / "cpumap").read_text().strip("\0\n")))
+            mask = set(topology.parse_cpumask((node / "cpumap").read_text().strip("\0\n")))
             listed = set(topology.parse_cpulist((node / "cpulist").read_text().strip("\0\n")))
             assert mask & online == listed & online, node
             checked += 1
