@@ -18,8 +18,9 @@ programs keep their mapping of the old inode.  A copy of the original goes to
 file) is checked against the recipe's allow-list of known builds.
 
 The OpenMPI recipe's value is the hwloc type of the NUMA nodes' parent, read
-from hwloc's own XML export (``lstopo-no-graphics --of xml``, package hwloc),
-so it sees what OpenMPI's hwloc sees, including ``HWLOC_XMLFILE``.
+by ``topology.numa_parent`` from hwloc's own XML export (``lstopo-no-graphics
+--of xml``, package hwloc), so it sees what OpenMPI's hwloc sees, including
+``HWLOC_XMLFILE``.
 
 ELF parsing is pyelftools; instruction-level knowledge sits in per-architecture
 classes (``ARCHES``), so another architecture is one more class.
@@ -33,12 +34,9 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import stat
-import subprocess
 import tempfile
-import xml.etree.ElementTree as ET
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -81,31 +79,6 @@ def _kill_point(step):
 
 
 _RECIPES_CACHE = {}  # (path, mtime, size) -> checked recipes
-
-# hwloc 2.x (>= 2.1) enum hwloc_obj_type_t, by the names hwloc's XML uses.
-HWLOC_TYPES = {
-    "Machine": 0,
-    "Package": 1,
-    "Core": 2,
-    "PU": 3,
-    "L1Cache": 4,
-    "L2Cache": 5,
-    "L3Cache": 6,
-    "L4Cache": 7,
-    "L5Cache": 8,
-    "L1iCache": 9,
-    "L2iCache": 10,
-    "L3iCache": 11,
-    "Group": 12,
-    "NUMANode": 13,
-    "Bridge": 14,
-    "PCIDev": 15,
-    "OSDev": 16,
-    "Misc": 17,
-    "MemCache": 18,
-    "Die": 19,
-}
-_NOT_NORMAL = {"NUMANode", "MemCache", "Bridge", "PCIDev", "OSDev", "Misc"}
 
 
 def __virtual__():
@@ -557,39 +530,10 @@ def _resolve(path):
 # --------------------------------------------------------------------------- topology
 
 
-def _cpuset(text):
-    """hwloc's XML bitmap ('0x0000000f,0xffffffff') as an int; None when empty."""
-    if not text:
-        return None
-    return int("".join(word.strip()[2:].rjust(8, "0") for word in text.split(",")), 16)
-
-
-def _topology_xml(xml_file=None):
-    if xml_file:
-        with open(xml_file, encoding="utf-8") as handle:
-            return handle.read()
-    lstopo = shutil.which("lstopo-no-graphics") or shutil.which("lstopo")
-    if not lstopo:
-        raise CommandExecutionError(
-            "cannot read the topology: lstopo-no-graphics is not installed (package hwloc)"
-        )
-    proc = subprocess.run(
-        [lstopo, "--no-io", "--of", "xml", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CommandExecutionError(f"lstopo failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def can_read_topology():
     """
-    Whether :py:func:`numa_parent` can read the live topology here (hwloc's
-    ``lstopo-no-graphics`` is installed).  The elfpatch state asks in test mode:
-    on a host where the same highstate installs hwloc, the type is decided when
-    the state runs, so test mode predicts the patch without it.
+    Compatibility name for :py:func:`topology.can_read_topology` (moved there:
+    the topology module reads hwloc's topology for the suite).
 
     CLI Example:
 
@@ -597,16 +541,12 @@ def can_read_topology():
 
         salt-call elfpatch.can_read_topology
     """
-    return bool(shutil.which("lstopo-no-graphics") or shutil.which("lstopo"))
+    return __salt__["topology.can_read_topology"]()
 
 
 def numa_parent(xml_file=None):
     """
-    The hwloc type of the NUMA nodes' parent in the live topology (what
-    ``lstopo-no-graphics --of xml`` reports, honouring ``HWLOC_XMLFILE``), with
-    its hwloc enum value.  Refuses when a parent's cpuset differs from its NUMA
-    node's, when the parents differ in type, or when an object of the parent's
-    type sits below the parent (OpenMPI would bind to that smaller object).
+    Compatibility name for :py:func:`topology.numa_parent` (moved there).
 
     CLI Example:
 
@@ -614,46 +554,7 @@ def numa_parent(xml_file=None):
 
         salt-call elfpatch.numa_parent
     """
-    try:
-        root = ET.fromstring(_topology_xml(xml_file))
-    except ET.ParseError as exc:
-        raise CommandExecutionError(f"cannot parse the hwloc topology XML: {exc}") from exc
-    parents = {child: parent for parent in root.iter("object") for child in parent}
-    nodes = [obj for obj in root.iter("object") if obj.get("type") == "NUMANode"]
-    if not nodes:
-        raise CommandExecutionError("the topology has no NUMA node")
-    found = []
-    for node in nodes:
-        parent = parents.get(node)
-        while parent is not None and parent.get("type") == "MemCache":
-            parent = parents.get(parent)
-        if parent is None:
-            raise CommandExecutionError(f"NUMA node P#{node.get('os_index')} has no parent")
-        ptype = parent.get("type")
-        label = f"NUMA node P#{node.get('os_index')}"
-        if _cpuset(parent.get("cpuset")) != _cpuset(node.get("cpuset")):
-            raise CommandExecutionError(
-                f"{label} has cpuset {node.get('cpuset')} but its parent {ptype} has "
-                f"{parent.get('cpuset')}: binding to the parent would use other CPUs"
-            )
-        inner = [
-            obj
-            for obj in parent.iter("object")
-            if obj is not parent and obj.get("type") == ptype and ptype not in _NOT_NORMAL
-        ]
-        if inner:
-            raise CommandExecutionError(
-                f"{label}: its parent {ptype} contains another {ptype}, so the first "
-                f"{ptype} above a core is not the NUMA node's parent"
-            )
-        found.append({"node": int(node.get("os_index", -1)), "parent": ptype})
-    types = sorted({item["parent"] for item in found})
-    if len(types) != 1:
-        raise CommandExecutionError(f"NUMA nodes have parents of different types: {types}")
-    (ptype,) = types
-    if ptype not in HWLOC_TYPES:
-        raise CommandExecutionError(f"unknown hwloc object type {ptype!r} above the NUMA nodes")
-    return {"type": ptype, "value": HWLOC_TYPES[ptype], "nodes": found}
+    return __salt__["topology.numa_parent"](xml_file)
 
 
 # --------------------------------------------------------------------------- writing
@@ -863,7 +764,7 @@ def _plan(real, spec, opts):
         if value is None:
             if spec["parameter"].get("source") != "numa_parent":
                 raise SaltInvocationError(f"this recipe needs value= ({pname})")
-            value = numa_parent()["value"]
+            value = __salt__["topology.numa_parent"]()["value"]
         new_value, number = _choice(spec, value)
         new_bytes = _value_bytes(number, len(site["found"]))
     new_data = _with_site(data, site, new_bytes)

@@ -21,6 +21,7 @@ SYMBOL = "orte_ess_base_proc_binding"
 RECIPE = lab.RECIPE
 
 elfpatch = lab.load_module()
+topology = lab.load_topology()
 
 
 @pytest.fixture
@@ -337,7 +338,7 @@ def test_shipped_recipes_agree_with_hwloc_h_and_the_notebooks_bytes():
     assert instructions[2] == (10, f"mov edx,0x{enum['NUMANode']:x}")
 
 
-# --------------------------------------------------------------------------- topology
+# ------------------------------------------------- topology.numa_parent (moved from elfpatch)
 
 
 @pytest.mark.parametrize(
@@ -349,7 +350,7 @@ def test_numa_parent_from_lstopo(tmp_path, monkeypatch, kind, expected):
     xml = lab.topology(tmp_path, kind)
     monkeypatch.setenv("HWLOC_XMLFILE", str(xml))
     monkeypatch.setenv("HWLOC_THISSYSTEM", "1")
-    found = elfpatch.numa_parent()  # runs lstopo-no-graphics, which reads HWLOC_XMLFILE
+    found = topology.numa_parent()  # runs lstopo-no-graphics, which reads HWLOC_XMLFILE
     assert (found["type"], found["value"]) == expected
     assert len(found["nodes"]) == 2
 
@@ -364,14 +365,14 @@ def test_numa_parent_refuses_cpuset_mismatch(tmp_path):
     )
     xml.write_text(text)
     with pytest.raises(CommandExecutionError, match="NUMA node P#0 has cpuset 0x00000003 but"):
-        elfpatch.numa_parent(str(xml))
+        topology.numa_parent(str(xml))
 
 
 def test_numa_parent_refuses_nested_same_type(tmp_path):
     xml = lab.topology(tmp_path, "group")
     xml.write_text(xml.read_text().replace('type="L3Cache"', lab.GROUP_ATTRS))
     with pytest.raises(CommandExecutionError, match="contains another Group"):
-        elfpatch.numa_parent(str(xml))
+        topology.numa_parent(str(xml))
 
 
 def test_numa_parent_refuses_mixed_types(tmp_path):
@@ -379,7 +380,13 @@ def test_numa_parent_refuses_mixed_types(tmp_path):
     text = xml.read_text()
     xml.write_text(text.replace('type="Die"', lab.GROUP_ATTRS, 1))
     with pytest.raises(CommandExecutionError, match="parents of different types"):
-        elfpatch.numa_parent(str(xml))
+        topology.numa_parent(str(xml))
+
+
+def test_elfpatch_numa_parent_is_topologys(tmp_path):
+    """elfpatch.numa_parent stays as a compatibility name for topology.numa_parent."""
+    xml = lab.topology(tmp_path, "die")
+    assert elfpatch.numa_parent(str(xml)) == topology.numa_parent(str(xml))
 
 
 # --------------------------------------------------------------------------- issue 15
@@ -468,7 +475,7 @@ def test_state_predicts_without_hwloc_library_or_module(tmp_path, backups, monke
     functions = {
         "elfpatch.plan": elfpatch.plan,
         "elfpatch.status": elfpatch.status,
-        "elfpatch.can_read_topology": lambda: False,  # lstopo-no-graphics not installed yet
+        "topology.can_read_topology": lambda: False,  # lstopo-no-graphics not installed yet
     }
     state = _load_state(functions, test=True)
     ret = state.patched(str(lib), RECIPE, allow_unknown=True, backup_dir=backups)
