@@ -20,7 +20,10 @@ into ``X:\\Windows\\System32`` of the booted image (https://ipxe.org/wimboot).
 
 import os
 import re
+import shlex
+import shutil
 import struct
+import tempfile
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -41,6 +44,18 @@ RESERVED_KEYS = {"s", "x"}
 INJECTED_DIR = "ipxe"  # below the TFTP root: winpeshl.ini and <id>/install.cmd
 # Characters that cmd.exe would interpret even inside double quotes.
 CMD_UNSAFE = re.compile(r'["%\r\n]')
+# What iPXE's script parser acts on inside a line of text: line breaks end the
+# command, ${...} expands a setting, || and && chain commands, \ and quotes are
+# its escapes.  Menu text must hold none of them (the schema refuses them; the
+# writer replaces any that slip through).
+IPXE_UNSAFE = re.compile(r"[\x00-\x1f\x7f$&|\\\"'`]")
+# Samba [global] option names: words of letters and digits.
+SAMBA_OPTION = re.compile(r"[a-z][a-z0-9 ]*[a-z0-9]")
+# The marked block this formula keeps in files it shares with the site
+# (smb.conf's include line, tftpd-hpa's settings).
+BLOCK_BEGIN = "# BEGIN labsalt ipxe"
+BLOCK_END = "# END labsalt ipxe"
+STATE_DIR = "/var/lib/labsalt/ipxe"
 
 
 def __virtual__():
@@ -109,6 +124,9 @@ def samba_user_hash(name, conf="/etc/samba/smb.conf"):
 
         salt-call ipxe.samba_user_hash installer
     """
+    if not shutil.which("pdbedit") or not os.path.exists(conf):
+        # Samba not installed yet (test mode on a bare host): no such user.
+        return None
     proc = __salt__["cmd.run_all"](
         ["pdbedit", "-s", conf, "-L", "-w", "-u", name],
         python_shell=False,
@@ -214,6 +232,10 @@ def installer_files(params, installer):
         # Not extracted yet (config.iso does it): check the ISO's own listing.
         if not os.path.isfile(iso):
             raise SaltInvocationError(f"{where}: iso {iso} does not exist")
+        if not shutil.which("7z"):
+            # p7zip-full comes with the same run (test mode on a bare host): the
+            # ISO is checked when the menu is generated, after it is installed.
+            return None
         listing = iso_listing(iso)
         source, find = iso, lambda rel: listing.get(rel.lower())
     else:
@@ -252,22 +274,21 @@ def _unique(installers, field):
         seen[value.lower()] = installer["id"]
 
 
-def validate(params):
+def check(params):
     """
-    Check the installer list and share credentials beyond what the schema can:
-    unique ids and menu keys, none reserved by the menu itself, every referenced
-    file present, credentials safe to put in a .cmd file.  Returns the files
-    per installer id; raises SaltInvocationError with one sentence otherwise.
+    The checks of the merged parameters that the schema cannot express and that
+    need nothing from the host: unique installer ids and menu keys, none reserved
+    by the menu itself, a default that is an installer, credentials safe to put in
+    a .cmd file, Samba option names.  The schema's ``validator``: raises
+    SaltInvocationError with one line naming the key.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call ipxe.validate "$(labsalt mapdata ipxe)"
+        salt-call ipxe.check "$(labsalt mapdata ipxe)"
     """
     installers = params["installers"]
-    if not installers:
-        raise SaltInvocationError("ipxe:installers: the list is empty; name at least one")
     _unique(installers, "id")
     _unique(installers, "key")
     for installer in installers:
@@ -296,6 +317,36 @@ def validate(params):
             )
     if not params["share"]["guest"] and not params["share"]["password"]:
         raise SaltInvocationError("ipxe:share:password: must be set when ipxe:share:guest is false")
+    for option in (params.get("samba") or {}).get("global") or {}:
+        if not isinstance(option, str) or not SAMBA_OPTION.fullmatch(option):
+            raise SaltInvocationError(
+                f"ipxe:samba:global: {option!r} is not a Samba option name (lower-case words)"
+            )
+    options = (params.get("tftp") or {}).get("options")
+    if options and "--create" in options.split() or options and "-c" in options.split():
+        raise SaltInvocationError(
+            "ipxe:tftp:options: --create would let TFTP clients write into the served tree"
+        )
+    return True
+
+
+def validate(params):
+    """
+    :py:func:`check`, then every file the menu refers to present in the served
+    tree (or in the installer's ISO).  Returns the files per installer id (None
+    for an installer whose ISO cannot be read before 7z is installed); raises
+    SaltInvocationError with one sentence otherwise.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.validate "$(labsalt mapdata ipxe)"
+    """
+    installers = params["installers"]
+    if not installers:
+        raise SaltInvocationError("ipxe:installers: the list is empty; name at least one")
+    check(params)
     if not params["server"]:
         raise SaltInvocationError(
             "ipxe:server: not set; give the address Windows PE uses to reach the SMB share"
@@ -370,10 +421,27 @@ def install_cmd(params, installer):
     )
 
 
+def ipxe_text(text):
+    """
+    ``text`` made safe as the free text at the end of an iPXE command (a menu
+    title, an item label, an echo): every character iPXE's script parser would
+    act on (line breaks, ``$``, ``&``, ``|``, backslash, quotes) becomes ``_``,
+    so the text stays one argument list of one command.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.ipxe_text 'Windows 10 (de)'
+    """
+    return IPXE_UNSAFE.sub("_", str(text))
+
+
 def _label(installer):
     details = ", ".join(x for x in (installer.get("arch"), installer.get("language")) if x)
     label = f"{installer['title']} ({details})" if details else installer["title"]
-    return f"[{installer['key']}] {label}" if installer.get("key") else label
+    label = f"[{installer['key']}] {label}" if installer.get("key") else label
+    return ipxe_text(label)
 
 
 def menu(params, files=None):
@@ -400,7 +468,7 @@ def menu(params, files=None):
         "#!ipxe",
         "# Generated by labsalt (formula ipxe) from pillar ipxe:installers; do not edit.",
         ":start",
-        f"menu {conf['title']}",
+        f"menu {ipxe_text(conf['title'])}",
         "item --gap -- Windows installers",
     ]
     for installer in params["installers"]:
@@ -416,7 +484,7 @@ def menu(params, files=None):
     wimboot_args = f" {params['wimboot']['args']}" if params["wimboot"]["args"] else ""
     for installer in params["installers"]:
         base = f"{http}/" if installer.get("http") else ""
-        lines += ["", f":{installer['id']}", f"echo Booting {installer['title']} ..."]
+        lines += ["", f":{installer['id']}", f"echo Booting {ipxe_text(installer['title'])} ..."]
         if installer.get("arch") == "x64":
             lines.append("cpuid --ext 29 || goto not_x64")
         lines.append(f"kernel {base}{params['wimboot']['file']}{wimboot_args}")
@@ -451,8 +519,8 @@ def plan(params):
     """
     Validate the parameters and return every generated file as
     ``{path relative to the TFTP root: text}``: the menu, winpeshl.ini and one
-    install.cmd per installer.  One call, so that under salt-ssh the SLS costs
-    one round trip to the target (where the installer trees are).
+    install.cmd per installer.  Raises SaltInvocationError when an installer's
+    ISO cannot be read yet (7z not installed).
 
     CLI Example:
 
@@ -461,6 +529,11 @@ def plan(params):
         salt-call ipxe.plan "$(labsalt mapdata ipxe)"
     """
     files = validate(params)
+    waiting = [name for name, found in files.items() if found is None]
+    if waiting:
+        raise SaltInvocationError(
+            f"ipxe:installers:{waiting[0]}: its iso cannot be read before p7zip-full is installed"
+        )
     generated = {
         params["menu"]["file"]: menu(params, files),
         f"{INJECTED_DIR}/winpeshl.ini": winpeshl_ini(),
@@ -468,3 +541,232 @@ def plan(params):
     for installer in params["installers"]:
         generated[f"{INJECTED_DIR}/{installer['id']}/install.cmd"] = install_cmd(params, installer)
     return generated
+
+
+# --------------------------------------------------------------------------- shared files
+
+
+# The first section header of smb.conf that is not [global].
+SHARE_SECTION = re.compile(r"^[ \t]*\[(?!global\])", re.M | re.I)
+
+
+def block_set(text, body, smb_global=False):
+    """
+    ``text`` with this formula's marked block holding ``body`` (replaced where it
+    is, appended at the end otherwise, or with ``smb_global`` at the end of
+    smb.conf's [global] section, before the first share); everything outside
+    the block is kept as it was, byte for byte, so :py:func:`block_remove` gives
+    the original back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.block_set "$(cat /etc/default/tftpd-hpa)" "TFTP_DIRECTORY='/srv/tftp'"
+    """
+    body = body.rstrip("\n")
+    block = f"{BLOCK_BEGIN} (edit the ipxe pillar, not this block)\n{body}\n{BLOCK_END}\n"
+    start, end = _block_span(text)
+    if start is not None:
+        return text[:start] + block + text[end:]
+    share = SHARE_SECTION.search(text) if smb_global else None
+    if share:
+        # In smb.conf the block goes at the end of [global]: Samba reads only
+        # global parameters when it starts, and an include line inside a share
+        # section would not be read then.
+        return text[: share.start()] + block + text[share.start() :]
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + block
+
+
+def _block_span(text):
+    start = text.find(BLOCK_BEGIN)
+    if start < 0 or (start > 0 and text[start - 1] != "\n"):
+        return None, None
+    end = text.find(BLOCK_END + "\n", start)
+    if end < 0:
+        raise CommandExecutionError(f"'{BLOCK_BEGIN}' without '{BLOCK_END}': fix the file by hand")
+    return start, end + len(BLOCK_END) + 1
+
+
+def block_remove(text):
+    """
+    ``text`` without this formula's marked block.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.block_remove "$(cat /etc/samba/smb.conf)"
+    """
+    start, end = _block_span(text)
+    return text if start is None else text[:start] + text[end:]
+
+
+def samba_value(value):
+    """
+    A pillar value as the right-hand side of an smb.conf line: booleans as
+    yes/no; a line break or control character (which would start a new line of
+    smb.conf) is refused.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.samba_value true
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = "" if value is None else str(value)
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise SaltInvocationError(f"{text!r} holds a line break or control character")
+    return text
+
+
+def shell_assignments(values):
+    """
+    ``KEY='value'`` lines for a file a shell sources (/etc/default/tftpd-hpa),
+    each value quoted so that no character of it is shell syntax.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.shell_assignments '{TFTP_DIRECTORY: /srv/tftp}'
+    """
+    lines = []
+    for key, value in values.items():
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise SaltInvocationError(f"{key!r} is not a shell variable name")
+        lines.append(f"{key}={shlex.quote(str(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def write_checked(path, text, check=None, mode=0o644):
+    """
+    Replace ``path`` with ``text`` atomically; with ``check`` (an argument list),
+    first run it with a temporary copy of the new text appended and refuse the
+    change when it fails.  Owner and mode of an existing file are kept.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.write_checked /etc/default/tftpd-hpa "$TEXT" '["/bin/sh", "-n"]'
+    """
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".labsalt-ipxe-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if check:
+            proc = __salt__["cmd.run_all"](
+                [*check, tmp], python_shell=False, output_loglevel="quiet", ignore_retcode=True
+            )
+            if proc["retcode"] != 0:
+                raise CommandExecutionError(
+                    f"{' '.join(check)} refused the new {path}: "
+                    + (proc["stderr"] or proc["stdout"]).strip()[-2000:]
+                )
+        if os.path.exists(path):
+            info = os.stat(path)
+            os.chown(tmp, info.st_uid, info.st_gid)
+            os.chmod(tmp, info.st_mode & 0o7777)
+        else:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+# --------------------------------------------------------------------------- what labsalt added
+
+
+def _record_path(kind, state_dir):
+    return os.path.join(state_dir, kind)
+
+
+def recorded(kind, state_dir=STATE_DIR):
+    """
+    The names this formula recorded under ``kind`` (``installed-packages``,
+    ``created-users``): what it added to the host itself, so that clean removes
+    those and nothing that was there before.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.recorded installed-packages
+    """
+    try:
+        with open(_record_path(kind, state_dir), encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def record(kind, names, state_dir=STATE_DIR):
+    """
+    Set the record ``kind`` to ``names``; an empty list removes the file (and
+    the state directory and /var/lib/labsalt when they become empty).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.record installed-packages '[ipxe]'
+    """
+    path = _record_path(kind, state_dir)
+    names = sorted(set(names))
+    if not names:
+        if os.path.exists(path):
+            os.unlink(path)
+        for directory in (state_dir, os.path.dirname(state_dir)):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break
+        return names
+    os.makedirs(state_dir, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{name}\n" for name in names))
+    os.replace(tmp, path)
+    return names
+
+
+def extract_iso(iso, directory):
+    """
+    Extract installer ISO ``iso`` into ``directory`` through ``<directory>.partial``,
+    renamed into place only when 7z succeeded; no shell is involved.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ipxe.extract_iso /srv/isos/w10.iso /srv/tftp/installers/w10
+    """
+    partial = f"{directory}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    proc = __salt__["cmd.run_all"](
+        ["7z", "x", "-y", "-bd", f"-o{partial}", "--", iso],
+        python_shell=False,
+        output_loglevel="quiet",
+        ignore_retcode=True,
+    )
+    if proc["retcode"] != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CommandExecutionError(f"7z could not extract {iso}: {proc['stderr'].strip()[-500:]}")
+    for top, dirs, files in os.walk(partial):
+        for name in dirs:
+            os.chmod(os.path.join(top, name), 0o755)
+        for name in files:
+            path = os.path.join(top, name)
+            os.chmod(path, os.stat(path).st_mode & 0o7777 | 0o444)
+    os.chmod(partial, 0o755)
+    os.rename(partial, directory)
+    return True

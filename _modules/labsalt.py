@@ -103,6 +103,10 @@ def layers(formula, saltenv="base"):
 
         salt-call labsalt.layers htcondor
     """
+    return _layers(formula, saltenv, __pillar__, __opts__.get("id") or __grains__.get("id"))
+
+
+def _layers(formula, saltenv, pillar_data, minion_id):
     if not _formula_exists(formula, saltenv):
         raise SaltInvocationError(
             f"unknown formula '{formula}': no {formula}/parameters/defaults.yaml in saltenv "
@@ -114,7 +118,7 @@ def layers(formula, saltenv="base"):
         if value:
             relpath = f"parameters/{grain}/{value}.yaml"
             sources.append((relpath[len("parameters/") :], _load_yaml(formula, relpath, saltenv)))
-    pillar = __pillar__.get(formula, {})
+    pillar = pillar_data.get(formula, {})
     if not isinstance(pillar, dict):
         raise SaltInvocationError(f"{formula}: pillar must be a mapping, not {_kind(pillar)}")
     lookup = pillar.get("lookup", {})
@@ -122,7 +126,6 @@ def layers(formula, saltenv="base"):
         raise SaltInvocationError(f"{formula}:lookup: must be a mapping, not {_kind(lookup)}")
     sources.append((f"pillar {formula}:lookup", lookup))
     sources.append((f"pillar {formula}", {k: v for k, v in pillar.items() if k != "lookup"}))
-    minion_id = __opts__.get("id") or __grains__.get("id")
     if minion_id:
         sources.append(
             (
@@ -131,6 +134,20 @@ def layers(formula, saltenv="base"):
             )
         )
     return [{"source": name, "data": data} for name, data in sources if data is not None]
+
+
+def _merged(formula, saltenv, pillar_data, minion_id):
+    merged = {}
+    for layer in _layers(formula, saltenv, pillar_data, minion_id):
+        merged = deep_merge(merged, layer["data"])
+    return merged
+
+
+def _schema(formula, saltenv):
+    schema = _load_yaml(formula, "parameters/schema.yaml", saltenv)
+    if schema is None:
+        raise SaltInvocationError(f"{formula}: parameters/schema.yaml is missing")
+    return schema
 
 
 def mapdata(formula, saltenv="base", validate=True):
@@ -146,13 +163,9 @@ def mapdata(formula, saltenv="base", validate=True):
 
         salt-call labsalt.mapdata htcondor
     """
-    merged = {}
-    for layer in layers(formula, saltenv):
-        merged = deep_merge(merged, layer["data"])
+    merged = _merged(formula, saltenv, __pillar__, __opts__.get("id") or __grains__.get("id"))
     if validate:
-        schema = _load_yaml(formula, "parameters/schema.yaml", saltenv)
-        if schema is None:
-            raise SaltInvocationError(f"{formula}: parameters/schema.yaml is missing")
+        schema = _schema(formula, saltenv)
         errors = check_schema(merged, schema, formula)
         if errors:
             raise SaltInvocationError("; ".join(errors))
@@ -178,6 +191,200 @@ def _run_validator(formula, schema, merged):
         log.debug("validator %s of %s is not loaded here", name, formula)
         return
     function(merged)
+
+
+# --------------------------------------------------------------------------- pre-check
+
+
+def _one_line(text):
+    """The first meaningful line of an error message (a traceback's last line)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
+def _pillar_of(minion_id, saltenv):
+    """The compiled pillar of ``minion_id`` (this minion's own, or compiled for that id)."""
+    if minion_id == __opts__.get("id"):
+        return dict(__pillar__)
+    import salt.pillar  # noqa: PLC0415
+
+    opts = dict(__opts__, id=minion_id)
+    return salt.pillar.get_pillar(
+        opts, __grains__, minion_id, saltenv=saltenv, pillarenv=__opts__.get("pillarenv")
+    ).compile_pillar()
+
+
+def _selected(minion_id, pillar_data, saltenv):
+    """The formulas the top file gives ``minion_id`` (its highstate), or errors."""
+    import salt.state  # noqa: PLC0415
+
+    opts = dict(__opts__, id=minion_id, grains=__grains__, pillar=pillar_data)
+    high = salt.state.HighState(opts, initial_pillar=pillar_data or {"_labsalt": True})
+    try:
+        top = high.get_top()
+        errors = high.verify_tops(top)
+        if errors:
+            return [], [f"top file: {_one_line(e)}" for e in errors]
+        matches = high.top_matches(top)
+    finally:
+        destroy = getattr(high, "destroy", None)
+        if destroy:
+            destroy()
+    names = []
+    for state in matches.get(saltenv, []):
+        name = state.split(".")[0]
+        if name not in names:
+            names.append(name)
+    return names, []
+
+
+_ROLE = re.compile(r"I@labsalt:roles:([A-Za-z0-9_-]+)")
+_SKIP = re.compile(r"I@labsalt:skip:([A-Za-z0-9_-]+)")
+
+
+def roles_schema(saltenv="base"):
+    """
+    The schema of the ``labsalt:`` pillar (roles and skip), with the role and
+    formula names the top file knows: a typo in a role would otherwise select
+    nothing, silently.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call labsalt.roles_schema
+    """
+    top = _read_formula_file("", "top.sls", saltenv) or ""
+    roles = sorted(set(_ROLE.findall(top)))
+    skippable = sorted(set(_SKIP.findall(top)))
+    return {
+        "type": "dict",
+        "keys": {
+            "roles": {"type": "list", "items": {"type": "str", "one_of": roles}},
+            "skip": {"type": "list", "items": {"type": "str", "one_of": skippable}},
+        },
+    }
+
+
+def check_formulas(states=None, ids=None, saltenv="base", show=False, show_secrets=False):
+    """
+    Check the pillar against the schemas (and validators) of the formulas a run
+    would render, before Salt renders anything: the formulas named in ``states``
+    (a comma-separated string or a list), or those the top file selects for each
+    minion id (a highstate).  ``ids`` defaults to this minion; other ids get their
+    pillar compiled here (the salt-ssh pre-check), with this machine's grains.
+
+    Returns ``{"errors": [one line each], "formulas": {id: [formula, ...]}}``,
+    plus ``"mapdata": {formula: parameters}`` when ``show`` is true, secret values
+    masked unless ``show_secrets``.  The merge, schema and validator are the ones
+    ``mapdata`` uses while the SLS files render.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call labsalt.check_formulas
+        salt-call labsalt.check_formulas htcondor,openmpi
+    """
+    if isinstance(states, str):
+        states = [s for s in states.split(",") if s]
+    if isinstance(ids, str):
+        ids = [i for i in ids.split(",") if i]
+    ids = ids or [__opts__.get("id")]
+    errors, selected, shown = [], {}, {}
+
+    def add(message, minion_id):
+        line = _one_line(message)
+        if len(ids) > 1:
+            line = f"{minion_id}: {line}"
+        if line not in errors:
+            errors.append(line)
+
+    for minion_id in ids:
+        try:
+            pillar_data = _pillar_of(minion_id, saltenv)
+        except Exception as exc:  # noqa: BLE001 (reported as one line)
+            add(f"pillar: {_one_line(exc)}", minion_id)
+            continue
+        pillar_errors = pillar_data.get("_errors")
+        if pillar_errors:
+            log_file = __opts__.get("log_file", "Salt's log")
+            for error in pillar_errors if isinstance(pillar_errors, list) else [pillar_errors]:
+                line = _one_line(error).replace(
+                    "Please see master log for details.", f"(details in {log_file})"
+                )
+                add(f"pillar: {line}", minion_id)
+            continue
+        if states:
+            names = []
+            for state in states:
+                name = str(state).split(".")[0]
+                if name not in names:
+                    names.append(name)
+        else:
+            if "labsalt" in pillar_data:
+                problems = check_schema(pillar_data["labsalt"], roles_schema(saltenv), "labsalt")
+                for problem in problems:
+                    add(problem, minion_id)
+                if problems:
+                    continue
+            try:
+                names, top_errors = _selected(minion_id, pillar_data, saltenv)
+            except Exception as exc:  # noqa: BLE001
+                names, top_errors = [], [f"top file: {_one_line(exc)}"]
+            for error in top_errors:
+                add(error, minion_id)
+        # an SLS tree without parameters/ (no mapdata, no schema) has nothing to check
+        names = [name for name in names if _formula_exists(name, saltenv)]
+        selected[minion_id] = names
+        for formula in names:
+            try:
+                merged = _merged(formula, saltenv, pillar_data, minion_id)
+                schema = _schema(formula, saltenv)
+                problems = check_schema(merged, schema, formula)
+                if not problems:
+                    _run_validator(formula, schema, merged)
+            except SaltInvocationError as exc:
+                problems = [str(exc)]
+            except Exception as exc:  # noqa: BLE001 (a validator's own failure, one line)
+                problems = [f"{formula}: {type(exc).__name__}: {_one_line(exc)}"]
+            for problem in problems:
+                add(problem, minion_id)
+            if show and not problems:
+                shown[formula] = merged if show_secrets else masked(merged, schema)
+    result = {"errors": errors, "formulas": selected}
+    if show:
+        result["mapdata"] = shown
+    return result
+
+
+def apply_checked(mods=None, test=None, **kwargs):
+    """
+    ``state.apply`` preceded by ``check_formulas`` in the same process: when the
+    pillar breaks a schema (or a validator) of a formula this run would render,
+    nothing is rendered, the return is a one-item list with the first problem
+    (and how many more there are), and the exit code is 2.  What ``labsalt
+    apply`` runs: one Salt start-up for the check and the run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call labsalt.apply_checked htcondor test=True
+    """
+    states = [s for s in mods.split(",") if s] if isinstance(mods, str) else list(mods or [])
+    result = check_formulas(states=states or None)
+    errors = result["errors"]
+    if errors:
+        __context__["retcode"] = 2
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return [errors[0] + more]
+    passed = {k: v for k, v in kwargs.items() if not k.startswith("__")}
+    if test is not None:
+        passed["test"] = test
+    return __salt__["state.apply"](*([",".join(states)] if states else []), **passed)
 
 
 # --------------------------------------------------------------------------- schema

@@ -214,6 +214,39 @@ def _hourly_jobs(directory):
         return []
 
 
+# Time daemons that systemd-timesyncd conflicts with (Debian: time-daemon).
+OTHER_TIME_DAEMONS = ("/usr/sbin/chronyd", "/usr/sbin/ntpd", "/usr/sbin/openntpd")
+HDPARM_BLOCK = re.compile(
+    r"^# BEGIN labsalt spindown[^\n]*\n(?:.*\n)*?# END labsalt spindown\n", re.M
+)
+HDPARM_ENTRY = re.compile(r"^\s*(/dev/\S+)\s*\{", re.M)
+
+
+def _check_hdparm_conf(params, disks):
+    """
+    The site's own entries in hdparm.conf (outside labsalt's block) stay; an
+    entry of the site's for one of the pillar's disks would fight the formula's,
+    so it is refused, naming the disk.
+    """
+    hdparm = params.get("hdparm", {})
+    if not hdparm.get("enabled", True) or not disks:
+        return
+    try:
+        with open(hdparm.get("conf", "/etc/hdparm.conf"), encoding="utf-8") as handle:
+            text = HDPARM_BLOCK.sub("", handle.read())
+    except OSError:
+        return
+    ours = {f"/dev/{disk['kernel']}": index for index, disk in enumerate(disks)}
+    for path in HDPARM_ENTRY.findall(text):
+        index = ours.get(os.path.realpath(path))
+        if index is not None:
+            raise SaltInvocationError(
+                f"spindown:disks:{index}:device: {hdparm.get('conf', '/etc/hdparm.conf')} "
+                f"already has an entry for {path} (the same disk) outside labsalt's block; "
+                "remove it there or leave the disk out of the pillar"
+            )
+
+
 def plan(params):
     """
     Check the merged spindown parameters against this host and return what the
@@ -236,7 +269,10 @@ def plan(params):
     _check_spindown_time(default_time, "spindown:spindown_time")
     for index, disk in enumerate(params.get("disks") or []):
         where = f"spindown:disks:{index}"
-        resolved = resolve_disk(disk["device"])
+        try:
+            resolved = resolve_disk(disk["device"])
+        except SaltInvocationError as exc:
+            raise SaltInvocationError(f"{where}:device: {exc}") from None
         if resolved["kernel"] in seen:
             raise SaltInvocationError(
                 f"{where}:device: {disk['device']} is the same disk as "
@@ -270,6 +306,16 @@ def plan(params):
             f"spindown:cron:hourly_jobs: {cron.get('hourly_dir', '/etc/cron.hourly')} has jobs "
             f"({', '.join(hourly)}) that would stop running; set it to move_to_daily or move them"
         )
+
+    _check_hdparm_conf(params, disks)
+    timesync = params.get("timesync", {})
+    if timesync.get("enabled", True):
+        other = [path for path in OTHER_TIME_DAEMONS if os.path.exists(path)]
+        if other:
+            raise SaltInvocationError(
+                f"spindown:timesync:enabled: this host keeps time with {other[0]}; the timesync "
+                "step installs systemd-timesyncd, which would replace it: set it to false"
+            )
 
     current = {d["unit"] for d in disks}
     return {

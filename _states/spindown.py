@@ -112,11 +112,18 @@ def packages_removed(name, pkgs, undo_file=UNDO_FILE):
         return _ret(name, changes, f"would remove {', '.join(installed)}")
     record = __salt__["spindown.undo_get"](name, undo_file) or []
     __salt__["spindown.undo_set"](name, sorted(set(record) | set(installed)), undo_file)
+    before = set(__salt__["pkg.list_pkgs"]())
     __salt__["pkg.remove"](pkgs=installed)
+    # apt also removes what depends on them (bsd-mailx on an MTA): record those
+    # too, so that clean reinstalls everything that went.
+    gone = before - set(__salt__["pkg.list_pkgs"]())
+    __salt__["spindown.undo_set"](name, sorted(set(record) | set(installed) | gone), undo_file)
+    for pkg in sorted(gone - set(installed)):
+        changes[pkg] = {"old": "installed", "new": "removed (it depends on a removed package)"}
     left = [pkg for pkg in installed if __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"{', '.join(left)} still installed after removal", False)
-    return _ret(name, changes, f"removed {', '.join(installed)}")
+    return _ret(name, changes, f"removed {', '.join(sorted(changes))}")
 
 
 def packages_restored(name, undo_file=UNDO_FILE):
@@ -130,7 +137,8 @@ def packages_restored(name, undo_file=UNDO_FILE):
     changes = {pkg: {"old": "removed", "new": "installed"} for pkg in missing}
     if __opts__["test"]:
         return _ret(name, changes, f"would reinstall {', '.join(missing)}")
-    __salt__["pkg.install"](pkgs=missing)
+    # Exactly what went, without pulling in Recommends it did not have.
+    __salt__["pkg.install"](pkgs=missing, install_recommends=False)
     left = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"could not reinstall {', '.join(left)}", False)
@@ -139,7 +147,11 @@ def packages_restored(name, undo_file=UNDO_FILE):
 
 
 def packages_added(name, pkgs, undo_file=UNDO_FILE):
-    """Install ``pkgs``, remembering under ``name`` which were missing (clean purges only those)."""
+    """
+    Install ``pkgs``, remembering under ``name`` which were missing (clean purges
+    only those) and under ``<name>_displaced`` what apt removed to make room (dma
+    conflicts with any other MTA: exim4 goes), which clean puts back.
+    """
     missing = [pkg for pkg in pkgs if not __salt__["pkg.version"](pkg)]
     if not missing:
         return _ret(name, comment=f"{', '.join(pkgs)}: installed")
@@ -148,7 +160,17 @@ def packages_added(name, pkgs, undo_file=UNDO_FILE):
         return _ret(name, changes, f"would install {', '.join(missing)}")
     record = __salt__["spindown.undo_get"](name, undo_file) or []
     __salt__["spindown.undo_set"](name, sorted(set(record) | set(missing)), undo_file)
-    __salt__["pkg.install"](pkgs=missing)
+    before = set(__salt__["pkg.list_pkgs"]())
+    # Without Recommends: smartmontools would pull in bsd-mailx and with it an MTA
+    # with a queue daemon, which is what the mail step removes.
+    __salt__["pkg.install"](pkgs=missing, install_recommends=False)
+    displaced = before - set(__salt__["pkg.list_pkgs"]())
+    if displaced:
+        key = f"{name}_displaced"
+        old = __salt__["spindown.undo_get"](key, undo_file) or []
+        __salt__["spindown.undo_set"](key, sorted(set(old) | displaced), undo_file)
+        for pkg in sorted(displaced):
+            changes[pkg] = {"old": "installed", "new": f"removed (conflicts with {missing[0]})"}
     left = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
     if left:
         return _ret(name, changes, f"could not install {', '.join(left)}", False)
@@ -156,22 +178,44 @@ def packages_added(name, pkgs, undo_file=UNDO_FILE):
 
 
 def packages_dropped(name, undo_file=UNDO_FILE):
-    """Purge what :py:func:`packages_added` installed (and nothing that was there before)."""
+    """
+    Purge what :py:func:`packages_added` installed (and nothing that was there
+    before), after reinstalling what it displaced, so that packages depending on
+    either (bsd-mailx on an MTA) stay.
+    """
     record = __salt__["spindown.undo_get"](name, undo_file) or []
+    key = f"{name}_displaced"
+    displaced = __salt__["spindown.undo_get"](key, undo_file) or []
     present = [pkg for pkg in record if __salt__["pkg.version"](pkg)]
-    if not present:
-        if record and not __opts__["test"]:
+    back = [pkg for pkg in displaced if not __salt__["pkg.version"](pkg)]
+    if not present and not back:
+        if (record or displaced) and not __opts__["test"]:
             __salt__["spindown.undo_set"](name, None, undo_file)
+            __salt__["spindown.undo_set"](key, None, undo_file)
         return _ret(name, comment="nothing recorded to purge")
     changes = {pkg: {"old": "installed", "new": "purged"} for pkg in present}
+    changes.update({pkg: {"old": "removed", "new": "installed"} for pkg in back})
     if __opts__["test"]:
-        return _ret(name, changes, f"would purge {', '.join(present)}")
+        return _ret(name, changes, f"would purge {', '.join(present)}, reinstall {', '.join(back)}")
+    before = set(__salt__["pkg.list_pkgs"]())
+    if back:
+        # apt removes the conflicting package it displaced on its own.
+        __salt__["pkg.install"](pkgs=back, install_recommends=False)
     __salt__["pkg.purge"](pkgs=present)
+    lost = before - set(__salt__["pkg.list_pkgs"]()) - set(present)
+    if lost:
+        __salt__["pkg.install"](pkgs=sorted(lost), install_recommends=False)
     left = [pkg for pkg in present if __salt__["pkg.version"](pkg)]
+    left += [pkg for pkg in back + sorted(lost) if not __salt__["pkg.version"](pkg)]
     if left:
-        return _ret(name, changes, f"could not purge {', '.join(left)}", False)
+        return _ret(name, changes, f"could not purge or reinstall {', '.join(left)}", False)
     __salt__["spindown.undo_set"](name, None, undo_file)
-    return _ret(name, changes, f"purged {', '.join(present)}")
+    __salt__["spindown.undo_set"](key, None, undo_file)
+    return _ret(
+        name,
+        changes,
+        f"purged {', '.join(present) or 'nothing'}, reinstalled {', '.join(back) or 'nothing'}",
+    )
 
 
 # --------------------------------------------------------------------------- cron jobs
@@ -336,3 +380,36 @@ def applied(name, device, restart=False):
 def mod_watch(name, device, **kwargs):
     """A change of the unit or of /etc/hdparm.conf runs the unit again."""
     return applied(name, device, restart=True)
+
+
+# --------------------------------------------------------------------------- small commands
+
+
+def tmpfiles_created(name):
+    """``systemd-tmpfiles --create <name>`` (for ``onchanges``; no shell)."""
+    if __opts__["test"]:
+        return _ret(name, {name: "created"}, f"would run systemd-tmpfiles --create {name}")
+    proc = __salt__["cmd.run_all"](
+        ["systemd-tmpfiles", "--create", name], python_shell=False, ignore_retcode=True
+    )
+    if proc["retcode"] != 0:
+        return _ret(
+            name,
+            comment=f"systemd-tmpfiles --create {name}: {proc['stderr'].strip()}",
+            result=False,
+        )
+    return _ret(name, {name: "created"}, f"systemd-tmpfiles --create {name}")
+
+
+def daemon_reloaded(name):
+    """``systemctl daemon-reload`` (for ``onchanges``; no shell)."""
+    if __opts__["test"]:
+        return _ret(name, {name: "reloaded"}, "would run systemctl daemon-reload")
+    proc = __salt__["cmd.run_all"](
+        ["systemctl", "daemon-reload"], python_shell=False, ignore_retcode=True
+    )
+    if proc["retcode"] != 0:
+        return _ret(
+            name, comment=f"systemctl daemon-reload: {proc['stderr'].strip()}", result=False
+        )
+    return _ret(name, {name: "reloaded"}, "systemctl daemon-reload")

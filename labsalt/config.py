@@ -9,6 +9,9 @@ import yaml
 
 from labsalt.loader import SOURCE_DIRS, ext_dir
 
+# The extra pillar of one run, in the private config dir (see write_extra_pillar).
+EXTRA_PILLAR = "extra-pillar.yaml"
+
 
 class LabsaltError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
@@ -59,6 +62,49 @@ def check_pillar(pillar_dir):
             raise LabsaltError(f"{path}:{where}: not valid YAML: {problem}") from exc
 
 
+# Everything Salt would otherwise write or read under /etc/salt, /var/cache/salt,
+# /var/log/salt, /run/salt or /srv (Salt's defaults for a system minion or master)
+# goes to the private directory: a labsalt run touches no system Salt file, and no
+# module left in the system minion's extmods is ever loaded in place of the checkout's.
+def private_paths(conf):
+    """Salt's path options, all inside ``conf`` (see tests/unit/test_config.py)."""
+    cache = conf / "cache"
+    log = conf / "log"
+    run = conf / "run"
+    nothing = {"base": [str(conf / "empty")]}
+    return {
+        "cachedir": str(cache),
+        "extension_modules": str(cache / "extmods"),
+        "sqlite_queue_dir": str(cache / "queues"),
+        "pki_dir": str(conf / "pki"),
+        "sock_dir": str(run / "sock"),
+        "pidfile": str(run / "salt.pid"),
+        "syndic_pidfile": str(run / "syndic.pid"),
+        "log_file": str(log / "salt.log"),
+        "key_logfile": str(log / "key.log"),
+        "ssh_log_file": str(log / "ssh.log"),
+        "syndic_log_file": str(log / "syndic.log"),
+        "thorium_roots": nothing,
+        "master_roots": nothing,
+        "winrepo_dir": str(conf / "empty" / "winrepo"),
+        "winrepo_dir_ng": str(conf / "empty" / "winrepo-ng"),
+    }
+
+
+def atomic_write(path, text, mode=0o644):
+    """Replace ``path`` with ``text`` in one step (temp file in the same dir, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_config(root, pillar_dir, minion_id=None):
     """
     Write ``minion`` (masterless) and ``master`` (salt-ssh) configs and return their
@@ -91,13 +137,15 @@ def write_config(root, pillar_dir, minion_id=None):
         "states_dirs": [str(ext_dir("states"))],
         "grains_dirs": [str(ext_dir("grains"))],
         "wrapper_dirs": [str(ext_dir("wrapper"))],
-        "cachedir": str(conf / "cache"),
-        # Salt's default is the machine-wide /var/cache/salt/minion/extmods, where
-        # every checkout's apply would sync its _modules over the others'.
-        "extension_modules": str(conf / "cache" / "extmods"),
-        "pki_dir": str(conf / "pki"),
-        "sock_dir": str(conf / "sock"),
-        "log_file": str(conf / "log" / "salt.log"),
+        "pillar_dirs": [str(ext_dir("pillar"))],
+        "outputter_dirs": [str(ext_dir("output"))],
+        # Extra pillar for one run (--pillar-file, --pillar-data): a 0600 file in
+        # this directory, read by _pillar/labsalt_extra.py, never a command line.
+        "ext_pillar": [{"labsalt_extra": str(conf / EXTRA_PILLAR)}],
+        **private_paths(conf),
+        # Modules load from the checkout (module_dirs above), never from a synced
+        # copy in extmods that would win over it once the checkout changes.
+        "autoload_dynamic_modules": False,
         "log_level_logfile": "warning",
         # labsalt reads progress from INFO lines on stderr (see cli._stream_progress)
         "log_fmt_console": "%(levelname)s %(message)s",
@@ -105,16 +153,13 @@ def write_config(root, pillar_dir, minion_id=None):
         "pillar_raise_on_missing": False,
     }
     minion = dict(common, file_client="local", id=minion_id or socket.getfqdn())
-    master = dict(
-        common,
-        ssh_log_file=str(conf / "log" / "ssh.log"),
-        roster_file=str(conf / "roster"),
-    )
+    master = dict(common, roster_file=str(conf / "roster"))
     (conf / "log").mkdir(exist_ok=True)
-    (conf / "roster").touch()
+    if not (conf / "roster").exists():
+        atomic_write(conf / "roster", "")
     for name, data in (("minion", minion), ("master", master)):
         text = "# written by labsalt; regenerated on every run\n" + yaml.safe_dump(data)
         path = conf / name
         if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+            atomic_write(path, text)
     return conf

@@ -79,6 +79,11 @@ def classify(name, ret, state_run=True):
         return HostResult(name, status, changed=changed, failed=failed, total=len(ret))
     if isinstance(ret, str) and ret.startswith(("Traceback", "An Exception occurred")):
         return HostResult(name, "error", note=_first_line(ret))
+    if state_run:
+        # A state run returns states, a list of render errors or one of the shapes
+        # above; anything else (a bare string, a partial dict) is not success.
+        shown = _first_line(ret) if isinstance(ret, str) else repr(ret)[:200]
+        return HostResult(name, "error", note=f"unrecognised return: {shown}")
     return HostResult(name, "ok")
 
 

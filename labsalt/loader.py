@@ -10,6 +10,8 @@ SOURCE_DIRS = {
     "states": "_states",
     "grains": "_grains",
     "wrapper": "_wrapper",
+    "pillar": "_pillar",
+    "output": "_output",
 }
 
 

@@ -7,7 +7,6 @@ htcondor formula derives from it, as text, JSON, the formula's config, or an SVG
 import argparse
 import html
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -45,30 +44,10 @@ def _slot_parameters(args):
     root = suite_root()
     pillar = Path(args.pillar) if args.pillar else root / "pillar.example"
     conf = write_config(root, pillar)
-    salt_call = Path(sys.executable).parent / "salt-call"
-    done = subprocess.run(
-        [
-            str(salt_call),
-            "-c",
-            str(conf),
-            "--local",
-            "--out",
-            "json",
-            "labsalt.mapdata",
-            "htcondor",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if done.returncode != 0:
-        raise LabsaltError(
-            f"cannot read the htcondor parameters: {(done.stderr or done.stdout).strip()}"
-        )
-    slots = json.loads(done.stdout)["local"]
-    if isinstance(slots, str):  # Salt reports a module error as a string
-        raise LabsaltError(f"htcondor parameters: {slots}")
+    from labsalt.cli import precheck  # noqa: PLC0415  (cli imports this module)
+
+    # The same merge, schema and validator as the formula's render: one line on error.
+    slots = precheck(conf, ["htcondor"], show=True, show_secrets=True)["mapdata"]["htcondor"]
     slots = slots["slots"]
     for key in ("policy", "reserve_cores", "exclude_nodes", "memory_cap_mb"):
         value = getattr(args, key)
@@ -80,6 +59,13 @@ def _slot_parameters(args):
 def _plan(module, topo, slots):
     from salt.exceptions import SaltInvocationError  # noqa: PLC0415
 
+    excluded = set(slots.get("exclude_nodes") or [])
+    nodes = {n["id"] for n in topo["numa_nodes"]}
+    if nodes and excluded >= nodes:
+        raise LabsaltError(
+            f"htcondor:slots:exclude_nodes: excluding {sorted(excluded)} leaves no NUMA node "
+            f"for HTCondor (nodes: {sorted(nodes)})"
+        )
     try:
         return module.slot_plan(
             slots["policy"],
@@ -272,7 +258,13 @@ def cmd_topology(args):
     if args.svg:
         where = "this machine" if args.root == "/" else Path(args.root).name
         title = f"{where}: HTCondor policy {slots['policy']}"
-        Path(args.svg).write_text(svg_map(module, topo, plan, title))
+        svg = Path(args.svg)
+        if not svg.parent.is_dir():
+            raise LabsaltError(f"--svg {svg}: directory {svg.parent} does not exist")
+        try:
+            svg.write_text(svg_map(module, topo, plan, title))
+        except OSError as exc:
+            raise LabsaltError(f"--svg {svg}: {exc.strerror}") from exc
     if args.condor:
         sys.stdout.write(condor_config(plan, slots["policy"]))
     elif not args.svg:

@@ -71,7 +71,11 @@ def test_first_apply_builds_the_served_tree(applied, base):
     assert "item --key w win10de [w] Windows 10 22H2 (x64, de-DE)" in menu
     assert "item --key e win11en [e] Windows 11 24H2 (x64, en-US)" in menu
     defaults = (base / "etc/default/tftpd-hpa").read_text()
-    assert f'TFTP_DIRECTORY="{root}"' in defaults
+    # The site's (Debian's) lines stay; the formula's block comes last and wins.
+    assert defaults.startswith(ipxe_tree.SITE_TFTPD_DEFAULTS)
+    block = defaults[len(ipxe_tree.SITE_TFTPD_DEFAULTS) :].splitlines()
+    assert block[1:] == [f"TFTP_DIRECTORY={root}", "# END labsalt ipxe"], block
+    assert block[0].startswith("# BEGIN labsalt ipxe")
     assert 'TFTP_OPTIONS="--secure"' in defaults  # no --create: read-only
 
 
@@ -121,8 +125,22 @@ def test_password_is_not_in_state_output(applied):
 
 
 def test_configs_pass_their_checkers(applied, base):
+    share = (base / "etc/samba/labsalt-ipxe.conf").read_text()
+    assert f"path = {base}/srv/tftp/installers" in share and "read only = yes" in share
     smb = (base / "etc/samba/smb.conf").read_text()
-    assert f"path = {base}/srv/tftp/installers" in smb and "read only = yes" in smb
+    # One include line at the end of the site's [global], before its first share.
+    include = f"\ninclude = {base}/etc/samba/labsalt-ipxe.conf\n# END labsalt ipxe\n[public]\n"
+    assert include in smb
+    start = smb.index("# BEGIN labsalt ipxe")
+    end = smb.index("# END labsalt ipxe\n") + len("# END labsalt ipxe\n")
+    assert smb[:start] + smb[end:] == ipxe_tree.SITE_SMB_CONF
+    dump = subprocess.run(
+        ["testparm", "-s", str(base / "etc/samba/smb.conf")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "[public]" in dump and "[installers]" in dump and "workgroup = LAB" in dump
     dnsmasq = (base / "etc/labsalt/ipxe-dnsmasq.conf").read_text()
     assert "dhcp-range=198.19.254.0,proxy" in dnsmasq
     assert 'pxe-service=tag:!ipxe,x86PC,"iPXE (BIOS)",undionly.kpxe,198.19.254.1' in dnsmasq
@@ -224,7 +242,7 @@ def test_missing_wimboot_pin_is_one_clear_error(modules, good_pillar, live_menu)
 
 
 def test_broken_smb_conf_is_refused_by_testparm(modules, good_pillar, base):
-    smb = base / "etc/samba/smb.conf"
+    smb = base / "etc/samba/labsalt-ipxe.conf"
     before = smb.read_bytes()
     pillar = {"ipxe": dict(good_pillar["ipxe"])}
     pillar["ipxe"]["samba"] = dict(good_pillar["ipxe"]["samba"])

@@ -69,3 +69,38 @@ def test_apply_is_honest_in_test_mode_and_idempotent(modules, tmp_path, test_mod
         return
     assert target.read_text() == "greeting=from-lookup\npolicy=l3\nfamily=debian\n"
     assert_no_changes(modules.state.apply("sample", pillar=pillar))
+
+
+# --------------------------------------------------------------------------- pre-check
+
+
+def test_check_formulas_of_named_states_shows_masked_mapdata(modules, minion_id):
+    ret = modules.labsalt.check_formulas(states="sample.config,sample", show=True)
+    assert ret["errors"] == []
+    assert ret["formulas"] == {minion_id: ["sample"]}
+    assert ret["mapdata"]["sample"] == modules.labsalt.mapdata("sample")
+
+
+def test_render_rejects_what_the_schema_rejects(modules):
+    # the render runs the same mapdata merge and schema as check_formulas
+    bad = {"sample": {"path": "relative/path"}}
+    ret = modules.state.apply("sample", pillar=bad, test=True)
+    render_errors = " ".join(ret.raw) if isinstance(ret.raw, list) else str(ret.raw)
+    assert "sample:path: 'relative/path' is not an absolute path" in render_errors
+
+
+def test_roles_schema_knows_the_top_files_roles():
+    # formulas/top.sls of the suite: every role and skippable formula it names
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("labsalt_mod", REPO / "_modules" / "labsalt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__opts__ = {"file_roots": {"base": [str(REPO / "formulas")]}, "file_client": "local"}
+    schema = module.roles_schema()
+    assert "workstation" in schema["keys"]["roles"]["items"]["one_of"]
+    assert "htcondor" in schema["keys"]["skip"]["items"]["one_of"]
+    assert module.check_schema({"roles": ["workstaton"]}, schema, "labsalt") == [
+        "labsalt:roles:0: 'workstaton' is not one of "
+        + ", ".join(schema["keys"]["roles"]["items"]["one_of"])
+    ]

@@ -74,7 +74,14 @@ def test_plan_resolves_the_disk(modules, loop):
             {"disks": [{"device": "/dev/disk/by-id/ata-NO_SUCH_DISK"}]},
             "disk /dev/disk/by-id/ata-NO_SUCH_DISK: /dev/disk/by-id/ata-NO_SUCH_DISK does not",
         ),
-        ({"disks": [{"device": "/etc/passwd"}]}, "/etc/passwd is not a block device"),
+        (
+            {"disks": [{"device": "/dev/null"}]},
+            "spindown:disks:0:device: disk /dev/null: /dev/null is not a block device",
+        ),
+        (
+            {"disks": [{"device": "/etc/passwd"}]},
+            "spindown:disks:0:device: '/etc/passwd' does not match",
+        ),
         (
             {"disks": [{"device": "LOOP", "spindown_time": 300}]},
             "spindown:disks:0:spindown_time: value 300 is above the maximum 255",
@@ -93,6 +100,7 @@ def test_plan_resolves_the_disk(modules, loop):
     ids=[
         "missing-disk",
         "not-a-block-device",
+        "not-under-dev",
         "spindown-time-300",
         "spindown-time-254",
         "unknown-timer",
@@ -118,8 +126,9 @@ def test_hourly_jobs_are_refused_unless_moved(modules, tmp_path):
 # --------------------------------------------------------------------------- rendered files
 
 
-def _rendered(modules, loop, sls):
-    ret = modules.state.show_sls(sls, pillar={"spindown": {"disks": [{"device": loop[0]}]}})
+def _rendered(modules, loop, sls, **extra):
+    pillar = {"spindown": {"disks": [{"device": loop[0]}], **extra}}
+    ret = modules.state.show_sls(sls, pillar=pillar)
     assert isinstance(ret, dict), ret
     return ret
 
@@ -177,6 +186,21 @@ def test_hdparm_conf_block_names_the_disk(modules, loop):
     assert f"{loop[0]} {{\n    spindown_time = 120\n}}" in block
 
 
+def test_site_entry_for_a_pillar_disk_is_refused(modules, loop, tmp_path):
+    conf = tmp_path / "hdparm.conf"
+    site = "/dev/disk/by-id/ata-OTHER {\n    spindown_time = 240\n}\n"
+    conf.write_text(site + f"{loop[0]} {{\n    spindown_time = 60\n}}\n")
+    pillar = {"disks": [{"device": loop[0]}], "hdparm": {"conf": str(conf)}}
+    errors = render_errors(modules, "spindown.hdparm", pillar)
+    assert f"spindown:disks:0:device: {conf} already has an entry for {loop[0]}" in errors
+    # The site's entry for another disk is fine, and so is labsalt's own block.
+    conf.write_text(
+        site + "# BEGIN labsalt spindown: x\n" + f"{loop[0]} {{\n}}\n# END labsalt spindown\n"
+    )
+    state = _rendered(modules, loop, "spindown.hdparm", hdparm={"conf": str(conf)})
+    assert "spindown-hdparm-conf" in state
+
+
 # --------------------------------------------------------------------------- crontab, applied
 
 
@@ -202,6 +226,8 @@ def test_crontab_step_applies_idempotently_and_cleans(modules, tmp_path, move):
     pillar = {
         "spindown": {
             "cron": {
+                # cron itself is not installed on this machine for the test.
+                "pkgs": [],
                 "crontab": str(crontab),
                 "hourly_dir": str(hourly),
                 "daily_dir": str(daily),

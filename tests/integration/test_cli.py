@@ -4,14 +4,20 @@ non-zero exit before anything runs; ``make run`` predicts and changes nothing;
 ``labsalt ssh`` names an unreachable host in its summary.
 """
 
-import hashlib
+import contextlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from labsalt.config import write_config
 from tests.support import netns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,48 +132,226 @@ def test_unreachable_roster_host_is_named_and_fails_the_run(confdir, tmp_path):
     assert "1 unreachable" in summary
 
 
-def _hash_tree(top):
-    """{path: digest of content and mode} for every regular file and link under top."""
-    digests = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(path)
-                if os.path.islink(path):
-                    data = os.readlink(path).encode()
-                else:
-                    with open(path, "rb") as handle:
-                        data = handle.read()
-            except OSError:
-                continue
-            digests[path] = hashlib.sha256(data + str(st.st_mode).encode()).hexdigest()
-    return digests
-
-
-def test_make_run_predicts_and_changes_nothing():
-    before = _hash_tree("/etc")
-    proc = subprocess.run(
-        ["make", "-C", str(REPO), "run"],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        timeout=900,
-    )
-    after = _hash_tree("/etc")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Summary for" in proc.stdout
-    # the workstation role of pillar.example: both of its formulas were predicted
-    assert "ID: htcondor-config-slots" in proc.stdout
-    assert "ID: openmpi-mca-params" in proc.stdout
-    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-    assert not changed, f"make run changed files in /etc: {changed}"
-
-
 def test_no_host_matches_the_target(confdir, roster):
     proc = labsalt("ssh", roster, "nosuchhost", "apply", "probe", env=confdir)
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("labsalt: no host in the roster matches 'nosuchhost'")
     assert "Summary" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- one error, one line
+
+
+def test_bad_pillar_data_yaml_is_one_line(confdir):
+    proc = labsalt(
+        "apply", "probe", "--test", "--pillar", SUITE / "pillar.example",
+        "--pillar-data", "{probe: [", env=confdir,
+    )  # fmt: skip
+    assert_one_clear_error(proc, "--pillar-data", "not valid YAML")
+    assert not salt_ran(confdir)
+
+
+def test_pillar_data_that_is_not_a_mapping_is_one_line(confdir):
+    proc = labsalt("apply", "probe", "--pillar-data", "[1, 2]", env=confdir)
+    assert_one_clear_error(proc, "--pillar-data: must be a mapping of pillar keys, not list")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["apply", "--bogus"], ["frobnicate"], ["ssh"], ["apply", "-l", "loud"], ["mapdata"]],
+    ids=["unknown-option", "unknown-command", "missing-arguments", "bad-choice", "no-formula"],
+)
+def test_bad_cli_arguments_are_one_line(confdir, args):
+    proc = labsalt(*args, env=confdir)
+    assert_one_clear_error(proc, "--help")
+
+
+@pytest.mark.parametrize("verbosity", [[], ["-q"], ["-l", "debug"]], ids=["default", "q", "debug"])
+def test_schema_error_is_one_line_before_anything_renders(confdir, tmp_path, verbosity):
+    docroot = tmp_path / "srv"
+    proc = labsalt(
+        "apply", "probe", "--test", "--pillar", SUITE / "pillar.example", *verbosity,
+        "--pillar-data", f'{{"probe": {{"port": 99999, "docroot": "{docroot}"}}}}', env=confdir,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("labsalt: ")]
+    assert errors == ["labsalt: probe:port: value 99999 is above the maximum 65535"]
+    if not verbosity or verbosity == ["-q"]:
+        assert proc.stderr.splitlines() == errors
+    assert "Rendering SLS" not in proc.stdout + proc.stderr  # nothing was rendered
+    assert not docroot.exists()
+
+
+def test_mapdata_with_a_bad_pillar_is_one_line(confdir):
+    proc = labsalt(
+        "mapdata", "probe", "--pillar", SUITE / "pillar.example",
+        "--pillar-data", '{"probe": {"port": "eighty"}}', env=confdir,
+    )  # fmt: skip
+    assert_one_clear_error(proc, "probe:port: must be int, not str 'eighty'")
+
+
+def test_ssh_checks_the_pillar_before_salt_ssh_runs(confdir, roster):
+    # the roster's host does not exist: a pillar error must come before any connection
+    proc = labsalt(
+        "ssh", roster, "*", "apply", "probe", "--pillar", SUITE / "pillar.example",
+        "--pillar-data", '{"probe": {"port": 99999}}', env=confdir,
+    )  # fmt: skip
+    assert_one_clear_error(proc, "probe:port: value 99999 is above the maximum 65535")
+    assert "Summary" not in proc.stderr
+
+
+def _broken_suite(tmp_path):
+    """A suite whose SLS files fail to render for a reason no schema sees, twice over."""
+    root = tmp_path / "suite"
+    shutil.copytree(SUITE, root)
+    probe = root / "formulas" / "probe"
+    (probe / "init.sls").write_text("include:\n  - .one\n  - .two\n")
+    for name in ("one", "two"):
+        (probe / f"{name}.sls").write_text(
+            f"{{%- set x = no_such_variable.attribute %}}\n{name}:\n  test.nop: []\n"
+        )
+    return root
+
+
+def test_render_failure_is_each_distinct_error_once(tmp_path):
+    env = {
+        "LABSALT_CONFIG_DIR": str(tmp_path / "conf"),
+        "LABSALT_ROOT": str(_broken_suite(tmp_path)),
+    }
+    for verbosity in ([], ["-q"]):
+        proc = labsalt("apply", "probe", "--test", *verbosity, env=env)
+        assert proc.returncode != 0
+        assert "Traceback" not in proc.stdout + proc.stderr
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith("labsalt: ") and "no_such_variable" in lines[0], lines
+
+
+def test_fritzbox_example_with_a_missing_image_is_one_line(tmp_path):
+    # the example pillar names images under /srv/openwrt that this machine does not
+    # have: the formula's validator (run by the pre-check) names the key
+    env = {"LABSALT_CONFIG_DIR": str(tmp_path / "conf")}
+    proc = labsalt("apply", "fritzbox_openwrt", "--test", env=env)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("labsalt: fritzbox_openwrt:"), proc.stderr
+
+
+def test_topology_svg_into_a_missing_directory_is_one_line(tmp_path):
+    env = {"LABSALT_CONFIG_DIR": str(tmp_path / "conf")}
+    proc = labsalt("topology", "--svg", tmp_path / "nowhere" / "map.svg", env=env)
+    assert_one_clear_error(proc, f"directory {tmp_path / 'nowhere'} does not exist")
+
+
+def test_topology_excluding_every_node_blames_exclude_nodes(tmp_path):
+    env = {"LABSALT_CONFIG_DIR": str(tmp_path / "conf")}
+    nodes = sorted(p.name[4:] for p in Path("/sys/devices/system/node").glob("node[0-9]*"))
+    proc = labsalt("topology", "--exclude-nodes", ",".join(nodes or ["0"]), env=env)
+    assert_one_clear_error(proc, "htcondor:slots:exclude_nodes:", "leaves no NUMA node")
+    assert "reserve_cores" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _secret_suite(tmp_path):
+    """The probe suite with a secret parameter (schema ``secret: true``)."""
+    root = tmp_path / "suite"
+    shutil.copytree(SUITE, root)
+    params = root / "formulas" / "probe" / "parameters"
+    schema = yaml.safe_load((params / "schema.yaml").read_text())
+    schema["keys"]["token"] = {"type": "str", "secret": True}
+    (params / "schema.yaml").write_text(yaml.safe_dump(schema))
+    return root
+
+
+SECRET = "s3cr3t-7f1c9e"
+
+
+def test_mapdata_masks_secrets_unless_asked(tmp_path):
+    env = {
+        "LABSALT_CONFIG_DIR": str(tmp_path / "conf"),
+        "LABSALT_ROOT": str(_secret_suite(tmp_path)),
+    }
+    pillar = tmp_path / "extra.yaml"
+    pillar.write_text(yaml.safe_dump({"probe": {"token": SECRET}}))
+    masked = labsalt("mapdata", "probe", "--pillar-file", pillar, "--out", "json", env=env)
+    assert masked.returncode == 0, masked.stderr
+    assert SECRET not in masked.stdout + masked.stderr
+    assert json.loads(masked.stdout)["local"]["token"] == "***"
+    shown = labsalt("mapdata", "probe", "--pillar-file", pillar, "--show-secrets", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout)["local"]["token"] == SECRET
+
+
+def test_pillar_file_from_stdin_never_reaches_a_command_line(tmp_path):
+    env = dict(os.environ, LABSALT_CONFIG_DIR=str(tmp_path / "conf"), LABSALT_ROOT=str(SUITE))
+    seen, modes, done = [], set(), threading.Event()
+    extra = tmp_path / "conf" / "extra-pillar.yaml"
+
+    def watch():
+        while not done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    if SECRET.encode() in cmdline.read_bytes():
+                        seen.append(cmdline.parent.name)
+                except OSError:
+                    pass
+            with contextlib.suppress(OSError):
+                modes.add(extra.stat().st_mode & 0o777)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        procs = [
+            subprocess.run(
+                [
+                    str(LABSALT),
+                    *command,
+                    "--pillar",
+                    str(SUITE / "pillar.example"),
+                    "--pillar-file",
+                    "-",
+                ],
+                input=yaml.safe_dump({"probe": {"greeting": SECRET}}),
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+                timeout=300,
+            )  # fmt: skip
+            for command in (["apply", "probe", "--test", "-q"], ["mapdata", "probe"])
+        ]
+    finally:
+        done.set()
+        watcher.join()
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(procs[1].stdout)["local"]["greeting"] == SECRET  # it was used
+    assert seen == []
+    assert modes <= {0o600}
+    assert not extra.exists()  # removed when the run ended
+
+
+def test_config_files_are_replaced_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABSALT_CONFIG_DIR", str(tmp_path / "conf"))
+    conf = write_config(SUITE, SUITE / "pillar.example", minion_id="one")
+    first = (conf / "minion").stat().st_ino
+    write_config(SUITE, SUITE / "pillar.example", minion_id="two")
+    assert (conf / "minion").stat().st_ino != first  # a new file renamed over the old
+    assert "id: two" in (conf / "minion").read_text()
+    assert not list(conf.glob(".*.tmp"))
+
+
+def test_templated_pillar_that_fails_to_render_is_one_line(confdir, tmp_path):
+    # labsalt cannot parse a Jinja pillar file itself: Salt renders it, the pre-check
+    # reports the failure once and nothing else is rendered
+    pillar = tmp_path / "pillar"
+    pillar.mkdir()
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - probe\n")
+    (pillar / "probe.sls").write_text("{% set x = 1 %}\nprobe:\n  port: [unclosed\n")
+    proc = labsalt("apply", "probe", "--test", "--pillar", pillar, env=confdir)
+    assert_one_clear_error(proc, "pillar: Rendering SLS 'probe' failed", "salt.log")

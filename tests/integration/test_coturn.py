@@ -192,9 +192,12 @@ def test_missing_secret_refused_before_anything(scratch):
         tmp_path / "pillar",
         {"realm": "turn.lab.test", "config_file": str(target), "checker": str(tmp_path / "c")},
     )
-    proc, ret = apply(pillar_dir, "coturn")
-    assert proc.returncode != 0
-    assert "coturn:static_auth_secret" in json.dumps(ret)
+    proc, _ = apply(pillar_dir, "coturn")
+    # The CLI's pre-check refuses before Salt renders: one line on stderr, exit 2.
+    assert proc.returncode == 2, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("labsalt: coturn:static_auth_secret: "), lines
     assert not target.exists() and not (tmp_path / "c").exists()
 
 

@@ -237,10 +237,16 @@ def test_wrapper_refuses_to_run_without_the_filter(ns, setup):
 def test_bad_pillar_is_refused_before_anything_changes(ns, setup):
     before = _table(ns, setup)
     params = {**setup["params"], "allow": [{"address": "198.18.0.300", "ports": [ALLOWED_PORT]}]}
-    ret = _apply(ns, setup, pillar_data={"vbox_egress": params})
-    text = json.dumps(ret)
-    assert "vbox_egress:allow:0:address" in text, text
-    assert not changed(ret) if isinstance(ret, dict) else True
+    cmd = [LABSALT, "apply", "vbox_egress", "--pillar", setup["pillar"], "--out", "json"]
+    cmd += ["--pillar-data", json.dumps({"vbox_egress": params})]
+    env = {**os.environ, "XDG_CACHE_HOME": str(setup["root"] / "cache")}
+    proc = _in_ns(ns, *cmd, check=False, env=env)
+    # The CLI's pre-check refuses before Salt renders: one line on stderr, exit 2.
+    assert proc.returncode == 2, proc
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("labsalt: vbox_egress:allow:0:address: '198.18.0.300'"), lines
     assert _table(ns, setup) == before
 
 

@@ -146,7 +146,43 @@ def make_root(base):
     make_installer(installers / INSTALLERS[1]["directory"], base, upper=True, fonts=False)
     for sub in ("lock", "state", "cache", "private", "run", "ncalrpc"):
         (base / "samba" / sub).mkdir(parents=True, exist_ok=True)
+    # The site's files as Debian's packages and a site admin left them; the
+    # formula adds its marked blocks and keeps these lines.
+    (base / "etc/default").mkdir(parents=True, exist_ok=True)
+    (base / "etc/default/tftpd-hpa").write_text(SITE_TFTPD_DEFAULTS)
+    (base / "etc/samba").mkdir(parents=True, exist_ok=True)
+    (base / "etc/samba/smb.conf").write_text(SITE_SMB_CONF)
     return root
+
+
+# Debian 12's /etc/default/tftpd-hpa.
+SITE_TFTPD_DEFAULTS = """# /etc/default/tftpd-hpa
+
+TFTP_USERNAME="tftp"
+TFTP_DIRECTORY="/srv/tftp"
+TFTP_ADDRESS=":69"
+TFTP_OPTIONS="--secure"
+"""
+
+# A standalone server's [global] (no printing) and a share of the site's.
+SITE_SMB_CONF = """# The site's Samba configuration.
+[global]
+   workgroup = LAB
+   server role = standalone server
+   map to guest = bad user
+   disable netbios = yes
+   smb ports = 445
+   load printers = no
+   printing = bsd
+   printcap name = /dev/null
+   disable spoolss = yes
+
+[public]
+   comment = The site's own share
+   path = /srv/site-public
+   read only = yes
+   guest ok = yes
+"""
 
 
 def samba_dirs(base):

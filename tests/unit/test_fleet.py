@@ -42,6 +42,11 @@ def test_non_json_output_is_an_error():
         ),
         ({"retcode": 1, "stderr": "Traceback ...\nKeyError: 'x'", "stdout": ""}, True, "error", ""),
         (True, False, "ok", ""),
+        # a state run whose return is none of the known shapes is never "ok"
+        ("Pillar failed to render with the following messages:", True, "error", "unrecognised"),
+        ({"x": {"comment": "no result key"}}, True, "error", "unrecognised return"),
+        (None, True, "error", "unrecognised return: None"),
+        (True, True, "error", "unrecognised return: True"),
     ],
 )
 def test_classify(ret, state_run, status, note):
@@ -65,3 +70,31 @@ def test_state_counts_and_summary():
         "  ws2   failed       1 states, 0 changed, 1 failed",
         "  1 ok, 1 failed, 1 unreachable",
     ]
+
+
+@pytest.mark.parametrize(
+    ("target", "kind", "hosts"),
+    [
+        ("ws*", None, ["ws01", "ws02"]),
+        ("ws01,nas1", "list", ["ws01", "nas1"]),
+        ("^ws0[2-9]$", "pcre", ["ws02"]),
+        ("nothing*", None, []),
+        ("*", "grain", None),  # decided by the hosts' grains: salt-ssh knows, not we
+    ],
+)
+def test_roster_targets_for_the_pre_check(tmp_path, target, kind, hosts):
+    from labsalt.cli import roster_targets  # noqa: PLC0415
+
+    roster = tmp_path / "roster"
+    roster.write_text("ws01: {host: 198.18.0.1}\nws02: {host: 198.18.0.2}\nnas1: {host: x}\n")
+    assert roster_targets(roster, target, kind) == hosts
+
+
+def test_templated_roster_is_left_to_salt_ssh(tmp_path):
+    from labsalt.cli import roster_targets  # noqa: PLC0415
+
+    roster = tmp_path / "roster"
+    roster.write_text(
+        "{% for i in range(3) %}\nws0{{ i }}: {host: 198.18.0.{{ i }}}\n{% endfor %}\n"
+    )
+    assert roster_targets(roster, "*") is None

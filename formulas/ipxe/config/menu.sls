@@ -1,31 +1,23 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
-{#- Validates the installers (files exist, ids and keys unique) or fails the render. #}
-{%- set generated = salt["ipxe.plan"](mapdata) %}
+{#- Checks the installers (files exist, ids and keys unique) or fails the render;
+    reads nothing a package of this run installs (an ISO that needs 7z is checked
+    when the state runs). #}
+{%- do salt["ipxe.validate"](mapdata) %}
 
 include:
   - .tftp
   - .wimboot
   - .iso
 
-{%- for relpath, text in generated | dictsort %}
-
-ipxe-generated-{{ relpath }}:
-  file.managed:
-    - name: {{ mapdata.tftp.root }}/{{ relpath }}
-    # A template keeps the CRLF line ends of the Windows files (contents would not).
-    - source: salt://ipxe/files/generated.jinja
-    - template: jinja
-    - context:
-        text: {{ text | json }}
-    - mode: "0644"
-    - makedirs: True
-    # install.cmd holds the share password.
-    - show_changes: {{ not relpath.endswith(".cmd") }}
+# menu.ipxe, winpeshl.ini and each install.cmd, generated when the state runs.
+ipxe-generated-{{ mapdata.menu.file }}:
+  ipxe.generated:
+    - name: {{ mapdata.tftp.root }}/{{ mapdata.menu.file }}
+    - params: {{ mapdata | json }}
     - require:
       - file: ipxe-wimboot
-      - file: ipxe-binary-{{ mapdata.ipxe_binaries.bios }}
-      - file: ipxe-binary-{{ mapdata.ipxe_binaries.uefi }}
-{%-   for installer in mapdata.installers if installer.iso is defined %}
-      - cmd: ipxe-extract-{{ installer.id }}
-{%-   endfor %}
+      - ipxe: ipxe-binary-{{ mapdata.ipxe_binaries.bios }}
+      - ipxe: ipxe-binary-{{ mapdata.ipxe_binaries.uefi }}
+{%- for installer in mapdata.installers if installer.iso is defined %}
+      - ipxe: ipxe-extract-{{ installer.id }}
 {%- endfor %}

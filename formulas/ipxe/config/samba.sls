@@ -1,4 +1,9 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{%- set samba = mapdata.samba %}
+{%- set share_conf = samba.share_conf or (samba.conf.rsplit("/", 1)[0] ~ "/labsalt-ipxe.conf") %}
+
+include:
+  - ipxe.package.install
 
 ipxe-installers-dir:
   file.directory:
@@ -6,34 +11,47 @@ ipxe-installers-dir:
     - mode: "0755"
     - makedirs: True
 
-# testparm checks the new text before it replaces the live smb.conf.
+# The share lives in a file of its own, checked by testparm before it replaces
+# the live one; smb.conf only gets a marked include line (the site's shares and
+# settings stay as they are).
 ipxe-smb-conf:
   file.managed:
-    - name: {{ mapdata.samba.conf }}
+    - name: {{ share_conf }}
     - source: salt://ipxe/files/smb.conf.jinja
     - template: jinja
     - context:
         mapdata: {{ mapdata | json }}
     - mode: "0644"
     - makedirs: True
-    - check_cmd: {{ mapdata.samba.testparm }} --suppress-prompt
+    - check_cmd: {{ samba.testparm }} --suppress-prompt
+    - require:
+      - ipxe: ipxe-packages
+
+ipxe-smb-conf-include:
+  ipxe.block:
+    - name: {{ samba.conf }}
+    - body: "include = {{ share_conf }}"
+    # At the end of [global]: smbd reads only global parameters when it starts.
+    - smb_global: True
+    - check: [{{ samba.testparm | json }}, --suppress-prompt]
+    - require:
+      - file: ipxe-smb-conf
 {%- if not mapdata.share.guest %}
 
-# The share's only reader: no shell, no home; the Samba password from pillar.
+# The share's only reader: no shell, no home (created and recorded when missing).
 ipxe-share-user:
-  user.present:
+  ipxe.share_user:
     - name: {{ mapdata.share.user }}
-    - system: True
-    - shell: /usr/sbin/nologin
-    - home: /nonexistent
-    - createhome: False
+    - state_dir: {{ mapdata.state_dir }}
+    - require:
+      - ipxe: ipxe-packages
 
 ipxe-share-samba-user:
   ipxe.samba_user:
     - name: {{ mapdata.share.user }}
     - password: {{ mapdata.share.password | json }}
-    - conf: {{ mapdata.samba.conf }}
+    - conf: {{ samba.conf }}
     - require:
-      - user: ipxe-share-user
-      - file: ipxe-smb-conf
+      - ipxe: ipxe-share-user
+      - ipxe: ipxe-smb-conf-include
 {%- endif %}

@@ -1,5 +1,11 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set tftp = mapdata.tftp %}
+{%- set settings = {"TFTP_DIRECTORY": tftp.root} %}
+{%- if tftp.address %}{% do settings.update({"TFTP_ADDRESS": tftp.address}) %}{% endif %}
+{%- if tftp.options %}{% do settings.update({"TFTP_OPTIONS": tftp.options}) %}{% endif %}
+
+include:
+  - ipxe.package.install
 
 ipxe-tftp-root:
   file.directory:
@@ -7,24 +13,23 @@ ipxe-tftp-root:
     - mode: "0755"
     - makedirs: True
 
+# Only the settings the formula needs, in a marked block at the end of the file
+# (a shell sources it: later assignments win); the site's other lines stay.
 ipxe-tftpd-defaults:
-  file.managed:
+  ipxe.block:
     - name: {{ tftp.defaults_file }}
-    - source: salt://ipxe/files/tftpd-hpa.jinja
-    - template: jinja
-    - context:
-        tftp: {{ tftp | json }}
-    - mode: "0644"
-    - makedirs: True
-    - check_cmd: /bin/sh -n
+    - body: {{ salt["ipxe.shell_assignments"](settings) | json }}
+    - check: [/bin/sh, -n]
+    - require:
+      - ipxe: ipxe-packages
 
 {%- for binary in [mapdata.ipxe_binaries.bios, mapdata.ipxe_binaries.uefi] %}
 
 ipxe-binary-{{ binary }}:
-  file.managed:
+  ipxe.copied:
     - name: {{ tftp.root }}/{{ binary }}
     - source: {{ mapdata.ipxe_binaries.source_dir }}/{{ binary }}
-    - mode: "0644"
     - require:
       - file: ipxe-tftp-root
+      - ipxe: ipxe-packages
 {%- endfor %}

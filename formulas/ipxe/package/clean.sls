@@ -1,7 +1,6 @@
-# samba and dnsmasq-base may serve other roles (nas, dns): only the packages
-# that exist for this formula alone are removed.
+{%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+# Only the packages the formula installed itself (recorded in
+# <state_dir>/installed-packages) are purged; what the host had stays.
 ipxe-packages-removed:
-  pkg.removed:
-    - pkgs:
-      - tftpd-hpa
-      - ipxe
+  ipxe.packages_removed:
+    - state_dir: {{ mapdata.state_dir }}

@@ -1,5 +1,13 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
+{#- Only what this host will use: the proxy DHCP's dnsmasq and the ISO extractor
+    when the pillar asks for them.  Packages the host lacked are recorded, so
+    ipxe.clean removes those and nothing the site had before. #}
+{%- set pkgs = mapdata.pkgs + (mapdata.dhcp_pkgs if mapdata.dhcp.proxy else []) %}
+{%- if mapdata.installers | selectattr("iso", "defined") | list %}
+{%-   set pkgs = pkgs + mapdata.iso_pkgs %}
+{%- endif %}
 
 ipxe-packages:
-  pkg.installed:
-    - pkgs: {{ mapdata.pkgs | json }}
+  ipxe.packages:
+    - pkgs: {{ pkgs | json }}
+    - state_dir: {{ mapdata.state_dir }}

@@ -8,7 +8,7 @@ ipxe-tftpd-running:
     - name: {{ mapdata.tftp.service }}
     - enable: True
     - watch:
-      - file: ipxe-tftpd-defaults
+      - ipxe: ipxe-tftpd-defaults
 
 ipxe-smbd-running:
   service.running:
@@ -17,6 +17,7 @@ ipxe-smbd-running:
     - reload: True
     - watch:
       - file: ipxe-smb-conf
+      - ipxe: ipxe-smb-conf-include
 {%- if mapdata.dhcp.proxy %}
 
 ipxe-dnsmasq-running:

@@ -5,6 +5,8 @@
 spindown-cron-clean-hourly-uncommented:
   file.replace:
     - name: {{ cron.crontab }}
+    # No <file>.bak copy next to the site's file.
+    - backup: false
     - pattern: '^#labsalt-spindown# '
     - repl: ""
     - flags: ["MULTILINE"]
@@ -16,3 +18,11 @@ spindown-cron-clean-hourly-jobs:
     - source: {{ cron.hourly_dir }}
     - target: {{ cron.daily_dir }}
     - undo_file: {{ mapdata.undo_file }}
+
+spindown-cron-clean-packages:
+  spindown.packages_dropped:
+    - name: cron_packages
+    - undo_file: {{ mapdata.undo_file }}
+    - require:
+      - file: spindown-cron-clean-hourly-uncommented
+      - spindown: spindown-cron-clean-hourly-jobs

@@ -14,19 +14,27 @@ spindown-hdparm-clean-{{ unit }}:
     - require:
       - service: spindown-hdparm-clean-{{ unit }}
     - onchanges_in:
-      - cmd: spindown-hdparm-clean-daemon-reload
+      - spindown: spindown-hdparm-clean-daemon-reload
 {%- endfor %}
 {%- if units %}
 
 spindown-hdparm-clean-daemon-reload:
-  cmd.run:
-    - name: systemctl daemon-reload
+  spindown.daemon_reloaded: []
 {%- endif %}
 
 spindown-hdparm-clean-conf:
   file.replace:
     - name: {{ mapdata.hdparm.conf }}
+    # No <file>.bak copy next to the site's file.
+    - backup: false
     - pattern: '^# BEGIN labsalt spindown[^\n]*\n(?:.*\n)*?# END labsalt spindown\n'
     - repl: ""
     - flags: ["MULTILINE"]
     - ignore_if_missing: true
+
+spindown-hdparm-clean-packages:
+  spindown.packages_dropped:
+    - name: hdparm_packages
+    - undo_file: {{ mapdata.undo_file }}
+    - require:
+      - file: spindown-hdparm-clean-conf

@@ -9,6 +9,8 @@ spindown-mail-clean-daily-flush:
 spindown-mail-clean-dma-cron:
   file.replace:
     - name: /etc/cron.d/dma
+    # No <file>.bak copy next to the site's file.
+    - backup: false
     - pattern: '^#labsalt-spindown# '
     - repl: ""
     - flags: ["MULTILINE"]

@@ -9,3 +9,10 @@ spindown-smart-clean-smartd:
   spindown.units_restored:
     - name: smartd
     - undo_file: {{ mapdata.undo_file }}
+
+spindown-smart-clean-packages:
+  spindown.packages_dropped:
+    - name: smart_packages
+    - undo_file: {{ mapdata.undo_file }}
+    - require:
+      - spindown: spindown-smart-clean-smartd

@@ -13,3 +13,10 @@ spindown-timesync-clean-clock:
     - name: clock_files
     - user: {{ ts.user }}
     - undo_file: {{ mapdata.undo_file }}
+
+spindown-timesync-clean-packages:
+  spindown.packages_dropped:
+    - name: timesync_packages
+    - undo_file: {{ mapdata.undo_file }}
+    - require:
+      - spindown: spindown-timesync-clean-clock
