@@ -220,18 +220,3 @@ def write_record(path, names):
         handle.write("".join(f"{name}\n" for name in sorted(set(names))))
     os.replace(tmp, path)
     return True
-
-
-def autoremovable():
-    """
-    Packages apt would auto-remove now (installed as dependencies, needed by
-    nothing); read-only (``apt-get -s autoremove``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call coturn.autoremovable
-    """
-    out = _run(["apt-get", "-s", "-q", "autoremove"])
-    return sorted({m.group(1).split(":")[0] for m in re.finditer(r"^Remv (\S+)", out, re.M)})
