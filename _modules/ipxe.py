@@ -693,8 +693,8 @@ def _record_path(kind, state_dir):
 def recorded(kind, state_dir=STATE_DIR):
     """
     The names this formula recorded under ``kind`` (``created-users``; its
-    packages are recorded by ``labsalt_packages``): what it added to the host itself, so that clean removes
-    those and nothing that was there before.
+    packages are recorded by ``labsalt_packages``): what it added to the host
+    itself, so that clean removes those and nothing that was there before.
 
     CLI Example:
 

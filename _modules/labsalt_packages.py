@@ -83,7 +83,9 @@ def installed_set():
         salt-call labsalt_packages.installed_set
     """
     out = _run(["dpkg-query", "-W", "-f", "${Package}\\t${db:Status-Status}\\n"])["stdout"]
-    return sorted({line.split("\t")[0] for line in out.splitlines() if line.endswith("\tinstalled")})
+    return sorted(
+        {line.split("\t")[0] for line in out.splitlines() if line.endswith("\tinstalled")}
+    )
 
 
 def missing(pkgs):
@@ -102,7 +104,13 @@ def missing(pkgs):
         return []
     # Exit 1 when a name is unknown to dpkg: that one is missing too.
     out = _run(
-        ["dpkg-query", "-W", "-f", "${binary:Package}\\t${Package}\\t${db:Status-Status}\\n", *pkgs],
+        [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${binary:Package}\\t${Package}\\t${db:Status-Status}\\n",
+            *pkgs,
+        ],
         ok=(0, 1),
     )["stdout"]
     have = set()

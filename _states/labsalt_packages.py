@@ -77,15 +77,17 @@ def _simulate(missing, install_recommends, refresh):
     try:
         return __salt__["labsalt_packages.simulate_install"](missing, install_recommends), False
     except CommandExecutionError as exc:
-        if not refresh or "Unable to locate" not in str(exc) and "has no installation" not in str(
-            exc
+        if (
+            not refresh
+            or "Unable to locate" not in str(exc)
+            and "has no installation" not in str(exc)
         ):
             raise
     __salt__["pkg.refresh_db"]()
     return __salt__["labsalt_packages.simulate_install"](missing, install_recommends), True
 
 
-def installed(
+def installed(  # noqa: PLR0917 (Salt passes state arguments by name)
     name,
     pkgs=None,
     formula=None,
@@ -168,7 +170,8 @@ def installed(
     if error or still:
         ret.update(
             result=False,
-            comment=f"{', '.join(still or missing)} not installed" + (f": {error}" if error else ""),
+            comment=f"{', '.join(still or missing)} not installed"
+            + (f": {error}" if error else ""),
         )
         return ret
     ret["comment"] = f"installed {', '.join(new)}; recorded in {record}" + (
@@ -258,7 +261,9 @@ def removed(name, formula=None, record_dir=None, reinstall_displaced=True):
             __salt__["pkg.purge"](pkgs=loose)
         after = set(__salt__["labsalt_packages.installed_set"]())
     except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"removing the packages recorded in {record} failed: {exc}")
+        ret.update(
+            result=False, comment=f"removing the packages recorded in {record} failed: {exc}"
+        )
         return ret
     purged = sorted((set(recorded) & have) - after)
     left = sorted(set(recorded) & after)

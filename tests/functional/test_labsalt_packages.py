@@ -47,7 +47,7 @@ def _snapshot(*roots):
     """Every file and directory under ``roots`` with its content hash and mtime."""
     seen = {}
     for root in roots:
-        for top, dirs, files in os.walk(root):
+        for top, _dirs, files in os.walk(root):
             seen[top] = ("dir", os.stat(top).st_mtime_ns)
             for name in files:
                 path = os.path.join(top, name)
@@ -55,7 +55,10 @@ def _snapshot(*roots):
                     seen[path] = ("other",)
                     continue
                 with open(path, "rb") as handle:
-                    seen[path] = (hashlib.sha256(handle.read()).hexdigest(), os.stat(path).st_mtime_ns)
+                    seen[path] = (
+                        hashlib.sha256(handle.read()).hexdigest(),
+                        os.stat(path).st_mtime_ns,
+                    )
     return seen
 
 
