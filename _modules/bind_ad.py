@@ -184,7 +184,7 @@ def plan(params):
 
 def _records(params, domain, dcs, nameservers):
     ttl = params.get("ttl", {})
-    t_deleg, t_cname = ttl.get("delegation", 86400), ttl.get("cname", 86400)
+    t_deleg, t_cname = ttl.get("delegation", 3600), ttl.get("cname", 3600)
     t_srv, t_host = ttl.get("srv", 3600), ttl.get("host", 3600)
     forest_root = params.get("forest_root", True)
     records = []
@@ -386,6 +386,7 @@ def validate(params):
         raise SaltInvocationError(
             f"bind_ad:rndc:0: {program!r} is not a program name or an absolute path"
         )
+    notify_value(params.get("notify", "explicit"))
     plan(params)
     return True
 
@@ -732,6 +733,8 @@ def zones_text(params, plan_):
             "    // Follow the delegations to the DCs; never send them to the global forwarders.\n",
             "    forwarders { };\n",
             f"    allow-transfer {{ {_acl(params.get('allow_transfer'), 'allow_transfer')} }};\n",
+            "    // The DCs are NS of the zone, not its secondaries: no NOTIFY to them.\n",
+            f"    notify {notify_value(params.get('notify', 'explicit'))};\n",
         ]
         policy = params.get("dnssec_policy")
         if policy:
@@ -742,6 +745,19 @@ def zones_text(params, plan_):
             lines.append("    inline-signing yes;\n")
     lines.append("};\n")
     return "".join(lines)
+
+
+def notify_value(value):
+    """
+    The zone's ``notify`` setting from ``bind_ad:notify``: explicit (the default:
+    NOTIFY only to also-notify, so never to the DCs), no, or yes; YAML's
+    booleans stand for yes and no.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value not in ("explicit", "yes", "no"):
+        raise SaltInvocationError(f"bind_ad:notify: {value!r} is not one of explicit, no, yes")
+    return value
 
 
 def _read(path):
@@ -1167,3 +1183,299 @@ def samba_restore_text(path, record):
     else:
         lines[index] = previous
     return "".join(lines)
+
+
+# --------------------------------------------------------------------------- verify
+
+DIG = "/usr/bin/dig"
+# What a listed DC must answer on: DNS (for the delegations) and Kerberos.
+DC_PORTS = (53, 88)
+_DIG_STATUS = re.compile(r"status: ([A-Z]+)")
+_DIG_FLAGS = re.compile(r";; flags:([^;]*);")
+
+
+def verify_server(params):
+    """
+    ``(address, port)`` where this named listens, the address its own clients
+    on this host use: 127.0.0.1 when named listens there (BIND's default), else
+    the first plain address of ``bind_ad:listen_on`` (or of the site's
+    ``listen-on``), else ``::1`` or the first address of ``listen_on_v6``.
+    Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call bind_ad.verify_server "$(salt-call --out json labsalt.mapdata bind_ad)"
+    """
+    site = {}
+    options = _read(paths(params)["options"])
+    if options is not None:
+        _, statements = _options_block(_without_marked(options))
+        site = {w[0].lower(): w[1:] for w in statements if w}
+    for key, option, loopback in (
+        ("listen_on", "listen-on", "127.0.0.1"),
+        ("listen_on_v6", "listen-on-v6", "::1"),
+    ):
+        port, items = 53, params.get(key)
+        if items is None:
+            words = site.get(option)
+            if words is None:
+                if key == "listen_on":
+                    return loopback, 53  # BIND's default: every IPv4 interface
+                continue
+            if len(words) > 1 and words[0].lower() == "port" and words[1].isdigit():
+                port, words = int(words[1]), words[2:]
+            items = [w for w in words if w not in ("{", "}", ";")]
+        address = _listen_address(items, loopback)
+        if address:
+            return address, port
+    return "127.0.0.1", 53
+
+
+def _listen_address(items, loopback):
+    plain = []
+    for item in items:
+        text = str(item).strip()
+        if text.startswith("!"):
+            continue
+        if text.lower() in ("any", "localhost"):
+            return loopback
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+        if ipaddress.ip_address(loopback) in net:
+            return loopback
+        if net.num_addresses == 1:
+            plain.append(str(net.network_address))
+    return plain[0] if plain else None
+
+
+def _dig(server, port, rtype, name, *, recurse=False, timeout=2):
+    """
+    One query with dig (the real client, an argument list) to ``server``: the
+    response's status, flags and sections as ``(owner, ttl, type, data)``, or
+    ``{"error": ...}`` when named did not answer.
+    """
+    cmd = [
+        DIG, f"@{server}", "-p", str(port), "+norec" if not recurse else "+rec",
+        f"+time={timeout}", f"+tries={2 if recurse else 1}", "+nocookie", rtype, name,
+    ]  # fmt: skip
+    code, out, err = _run(cmd, timeout=timeout * 3 + 5)
+    status = _DIG_STATUS.search(out)
+    if code != 0 or not status:
+        lines = [ln.strip("; ") for ln in (out + err).splitlines() if ln.strip("; ")]
+        reason = next((ln for ln in lines if "timed out" in ln or "refused" in ln), None)
+        return {"error": reason or (lines[-1] if lines else f"dig exited {code}")}
+    flags = _DIG_FLAGS.search(out)
+    sections = {"answer": [], "authority": [], "additional": []}
+    current = None
+    for line in out.splitlines():
+        if line.startswith(";; ") and line.rstrip().endswith("SECTION:"):
+            current = line[3:].split()[0].lower()
+            continue
+        if not line.strip():
+            current = None
+            continue
+        if line.startswith(";") or current not in sections:
+            continue
+        parts = line.split(None, 4)
+        if len(parts) >= 4:
+            data = parts[4].strip() if len(parts) > 4 else ""
+            sections[current].append((parts[0].lower().rstrip("."), int(parts[1]), parts[3], data))
+    return {
+        "status": status.group(1),
+        "flags": set(flags.group(1).split()) if flags else set(),
+        **sections,
+    }
+
+
+def _probe(address, port, timeout):
+    """True when a TCP connection to ``address``:``port`` opens within ``timeout``."""
+    import socket  # noqa: PLC0415
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            return sock.connect_ex((address, port)) == 0
+        except OSError:
+            return False
+
+
+class _VerifyFailed(Exception):
+    pass
+
+
+def verify_checks(params):
+    """
+    What :func:`verify` checks, in words (what test mode reports).  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call bind_ad.verify_checks "$(salt-call --out json labsalt.mapdata bind_ad)"
+    """
+    plan_ = plan(params)
+    domain = plan_["domain"]
+    server, port = verify_server(params)
+    checks = [f"named answers on {server}#{port}"]
+    if plan_["mode"] != "forward":
+        checks.append(f"{domain} SOA (authoritative)")
+        checks.append(f"referrals to the DCs for {', '.join(_subtrees(params))}")
+        if params.get("srv_names", "cname") == "cname":
+            checks.append("SRV CNAMEs into _msdcs and _kpasswd SRV")
+        checks.append("each DC's address")
+    checks.append(f"each DC on {'/'.join(map(str, DC_PORTS))} (a warning when it does not answer)")
+    checks.append(
+        f"_ldap._tcp.dc._msdcs.{domain} and _kerberos._udp.{domain} SRV through named "
+        "when a DC answers on 53"
+    )
+    return checks
+
+
+def _subtrees(params):
+    subtrees = DOMAIN_SUBTREES + (FOREST_SUBTREES if params.get("forest_root", True) else ())
+    if params.get("srv_names", "cname") == "delegate":
+        subtrees += ("_tcp", "_udp")
+    return subtrees
+
+
+def verify(params):
+    """
+    Use the running named the way its clients do, after the run: query it at
+    its own listen address (:func:`verify_server`) with dig, and nothing else
+    over DNS.  Checked without the DCs: the zone's SOA answered
+    authoritatively, the referrals for the delegated subtrees (NS to every DC;
+    an address added to them must be the DC's), the SRV CNAMEs into ``_msdcs`` and the
+    ``_kpasswd`` SRV records, each DC's A/AAAA.  Each DC is probed by a TCP
+    connection on 53 and 88 (a short timeout): one that does not answer is
+    named in ``warnings``.  When a DC answers on 53,
+    ``_ldap._tcp.dc._msdcs.<domain>`` and ``_kerberos._udp.<domain>`` SRV must
+    resolve through named (recursion, following the delegation).  Returns
+    ``{"server", "checked", "warnings", "error"}``, ``error`` being None or one
+    line naming what does not work.  Read-only (queries and TCP connects).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call bind_ad.verify "$(salt-call --out json labsalt.mapdata bind_ad)"
+    """
+    plan_ = plan(params)
+    server, port = verify_server(params)
+    timeout = int((params.get("verify") or {}).get("timeout", 2))
+    result = {"server": f"{server}#{port}", "checked": [], "warnings": [], "error": None}
+    try:
+        _verify(params, plan_, (server, port, timeout), result)
+    except _VerifyFailed as exc:
+        result["error"] = str(exc)
+    except CommandExecutionError as exc:
+        result["error"] = f"{exc} (bind9-dnsutils)"
+    return result
+
+
+def _verify(params, plan_, where, result):
+    server, port, timeout = where
+    domain, dcs = plan_["domain"], plan_["dcs"]
+    at = f"named at {server}#{port}"
+
+    def query(rtype, name, recurse=False):
+        resp = _dig(server, port, rtype, name, recurse=recurse, timeout=timeout)
+        if "error" in resp:
+            raise _VerifyFailed(f"{at} does not answer {name} {rtype}: {resp['error']}")
+        return resp
+
+    def expect(name, rtype, resp, *, section, want_type, want, what):
+        got = {d.lower() for o, _, t, d in resp[section] if t == want_type and o == name}
+        if resp["status"] != "NOERROR" or got != {w.lower() for w in want}:
+            shown = ", ".join(sorted(got)) or resp["status"]
+            raise _VerifyFailed(
+                f"{name} {rtype}: {at} answers {shown}, expected {what} {', '.join(sorted(want))}"
+            )
+
+    if plan_["mode"] == "forward":
+        query("NS", ".")  # any answer: named is up
+        result["checked"].append("named answers")
+    else:
+        resp = query("SOA", domain)
+        if resp["status"] != "NOERROR" or "aa" not in resp["flags"]:
+            raise _VerifyFailed(
+                f"{domain} SOA: {at} answers {resp['status']}"
+                f"{'' if 'aa' in resp['flags'] else ' without authority'}, it does not serve "
+                "the zone"
+            )
+        dc_names = {dc["name"] for dc in dcs}
+        for subtree in _subtrees(params):
+            name = f"{subtree}.{domain}".lower()
+            resp = query("NS", name)
+            want = {f"{n}." for n in dc_names}
+            expect(name, "NS", resp, section="authority", want_type="NS", want=want,
+                   what="a referral to")  # fmt: skip
+            # BIND 9.18 adds no address for an NS target that lies beside the
+            # delegation (dc1.<domain>, not below _msdcs): resolvers ask BIND for
+            # it, checked below; an address it does add must be the DC's.
+            for dc in dcs:
+                for rtype, addr in (("A", dc["ipv4"]), ("AAAA", dc["ipv6"])):
+                    glue = {d for o, _, t, d in resp["additional"] if (o, t) == (dc["name"], rtype)}
+                    if glue and addr not in glue:
+                        raise _VerifyFailed(
+                            f"{name} NS: {at} gives {rtype} {', '.join(sorted(glue))} for "
+                            f"{dc['name']}, not {addr or 'none'}"
+                        )
+        result["checked"].append(f"{domain} SOA and the referrals to the DCs")
+        if params.get("srv_names", "cname") == "cname":
+            cnames = dict(SRV_CNAMES, **(FOREST_SRV_CNAMES if params.get("forest_root", True)
+                                         else {}))  # fmt: skip
+            for owner, target in cnames.items():
+                name = f"{owner}.{domain}"
+                expect(name, "SRV", query("SRV", name), section="answer", want_type="CNAME",
+                       want={f"{target}.{domain}."}, what="CNAME")  # fmt: skip
+            for proto in ("_tcp", "_udp"):
+                name = f"_kpasswd.{proto}.{domain}"
+                want = {f"0 100 {KPASSWD_PORT} {dc['name']}." for dc in dcs}
+                expect(name, "SRV", query("SRV", name), section="answer", want_type="SRV",
+                       want=want, what="SRV")  # fmt: skip
+            result["checked"].append("SRV CNAMEs into _msdcs and _kpasswd SRV")
+        for dc in dcs:
+            for rtype, addr in (("A", dc["ipv4"]), ("AAAA", dc["ipv6"])):
+                if addr:
+                    expect(dc["name"], rtype, query(rtype, dc["name"]), section="answer",
+                           want_type=rtype, want={addr}, what=rtype)  # fmt: skip
+        result["checked"].append("the DCs' addresses")
+    dns_up = []
+    for dc in dcs:
+        silent = []
+        for addr in filter(None, (dc["ipv4"], dc["ipv6"])):
+            for dc_port in DC_PORTS:
+                if _probe(addr, dc_port, timeout):
+                    if dc_port == 53:
+                        dns_up.append(dc["name"])
+                else:
+                    silent.append(f"{addr} port {dc_port}")
+        if silent:
+            result["warnings"].append(
+                f"DC {dc['name']} does not answer on {', '.join(silent)} (TCP)"
+            )
+    if not dns_up:
+        result["warnings"].append(
+            "no DC answers on 53: lookups through the delegations were not checked"
+        )
+        return
+    for name in (f"_ldap._tcp.dc._msdcs.{domain}", f"_kerberos._udp.{domain}"):
+        resp = query("SRV", name, recurse=True)
+        if "ra" not in resp["flags"]:
+            result["warnings"].append(
+                f"{at} does not recurse for this host (bind_ad:clients): lookups through the "
+                "delegations were not checked"
+            )
+            return
+        srv = [d for _, _, t, d in resp["answer"] if t == "SRV"]
+        if resp["status"] != "NOERROR" or not srv:
+            raise _VerifyFailed(
+                f"{name} SRV: {at} answers {resp['status']} with no SRV record through the "
+                f"delegation (DCs answering on 53: {', '.join(sorted(set(dns_up)))})"
+            )
+    result["checked"].append("_ldap._tcp.dc._msdcs and _kerberos._udp SRV through the DCs")

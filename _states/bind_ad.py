@@ -303,3 +303,45 @@ def removed(name, params):
             return ret
     ret["comment"] = "bind_ad's lines and files removed"
     return ret
+
+
+def verified(name, params):
+    """
+    After the run, the running named is used the way its clients use it (see
+    the ``bind_ad.verify`` execution function): one failing check fails the
+    state with one line naming it (nothing is undone); a DC that does not
+    answer on 53/88 is a warning.  Changes nothing.  In test mode nothing is
+    queried (the run has not happened yet): the comment says what would be
+    checked.  ``bind_ad:verify:enabled: false`` turns it off.
+
+    .. code-block:: yaml
+
+        bind_ad-verified:
+          bind_ad.verified:
+            - name: ad.example.org
+            - params: {{ mapdata | json }}
+    """
+    ret = _ret(name)
+    if not (params.get("verify") or {}).get("enabled", True):
+        ret["comment"] = "not verified: bind_ad:verify:enabled is false"
+        return ret
+    try:
+        if __opts__["test"]:
+            checks = __salt__["bind_ad.verify_checks"](params)
+            ret["result"] = None
+            ret["comment"] = "would check after the run: " + "; ".join(checks)
+            return ret
+        found = __salt__["bind_ad.verify"](params)
+    except SaltInvocationError as exc:
+        ret["result"], ret["comment"] = False, str(exc)
+        return ret
+    if found["warnings"]:
+        ret["warnings"] = found["warnings"]
+    if found["error"]:
+        ret["result"] = False
+        ret["comment"] = f"bind_ad verify: {found['error']}"
+        return ret
+    ret["comment"] = f"named at {found['server']} answers: " + "; ".join(found["checked"])
+    if found["warnings"]:
+        ret["comment"] += "\nwarning: " + "\nwarning: ".join(found["warnings"])
+    return ret

@@ -26,6 +26,17 @@ bind_ad:
   # Names outside the AD subtrees that BIND answers itself.
   records:
     - {name: www, type: CNAME, data: ns1}
+  # NOTIFY from the zone: explicit (the default: to no one; the DCs are NS of
+  # the zone, not its secondaries), no, or yes.
+  notify: explicit
+  # TTLs in seconds of the delegations (NS) and of the SRV CNAMEs (default 3600).
+  ttl:
+    delegation: 3600
+    cname: 3600
+  # After each run, query named the way clients do (bind_ad.verify); a DC that
+  # does not answer on 53/88 is a warning. false turns it off on this host.
+  verify:
+    enabled: true
   # On a Samba AD DC, bind_ad.samba sets this in smb.conf [global]:
   # samba:
   #   dns_update_command: /usr/sbin/samba_dnsupdate --use-samba-tool

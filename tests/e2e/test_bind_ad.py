@@ -3,9 +3,10 @@ bind_ad converged over salt-ssh on a throw-away Debian 12 host: the package
 installed from Debian, named running under systemd with Debian's own
 /etc/bind/named.conf, and the formula's files in the real locations.
 
-The DCs here are addresses that nothing answers (192.0.2.0/24): these tests
-look only at what BIND itself serves (queries without recursion); the
-functional tests resolve through the delegations to a real Samba DC.
+The DCs here are addresses on the host's own loopback that nothing answers
+(127.0.0.11, 127.0.0.12): these tests look only at what BIND itself serves
+(queries without recursion), and the verify step names both DCs in warnings;
+the functional tests resolve through the delegations to a real Samba DC.
 """
 
 import pytest
@@ -14,12 +15,14 @@ from tests.support.states import assert_no_changes, assert_ok, changed, failed
 
 DOMAIN = "ad.labsalt.test"
 ZONE = f"/etc/bind/zones/db.{DOMAIN}"
+# Inside the host's network namespace, where nothing listens: never probe elsewhere.
+DC1, DC2 = "127.0.0.11", "127.0.0.12"
 
 
 def pillar(host, **extra):
     data = {
         "domain": DOMAIN,
-        "dcs": [{"name": "dc1", "ipv4": "192.0.2.11"}, {"name": "dc2", "ipv4": "192.0.2.12"}],
+        "dcs": [{"name": "dc1", "ipv4": DC1}, {"name": "dc2", "ipv4": DC2}],
         "nameservers": [{"name": "ns1", "ipv4": host.addr}],
         "clients": ["localhost"],
         "records": [{"name": "printer", "type": "A", "data": "192.0.2.7"}],
@@ -67,12 +70,12 @@ def test_second_apply_changes_nothing(applied, host):
 
 def test_test_mode_predicts_without_touching(applied, host):
     before = host.path(ZONE).read_text()
-    one_dc = pillar(host, dcs=[{"name": "dc1", "ipv4": "192.0.2.11"}])
+    one_dc = pillar(host, dcs=[{"name": "dc1", "ipv4": DC1}])
     ret = host.apply("bind_ad", pillar=one_dc, test=True)
     predicted = {p for v in assert_ok(ret).values() if v["result"] is None for p in v["changes"]}
     assert predicted == {ZONE, "reload"}, predicted
     assert host.path(ZONE).read_text() == before
-    assert dig(host, "A", f"dc2.{DOMAIN}") == ["192.0.2.12"]  # dc2 still served
+    assert dig(host, "A", f"dc2.{DOMAIN}") == [DC2]  # dc2 still served
 
 
 def test_broken_zone_leaves_the_live_one_alone(applied, host):
@@ -91,6 +94,45 @@ def test_broken_zone_leaves_the_live_one_alone(applied, host):
     assert host.path(ZONE).read_text() == before
     assert dig(host, "A", f"printer.{DOMAIN}") == ["192.0.2.7"]
     assert host.run("systemctl", "is-active", "named").stdout.strip() == "active"
+
+
+def _verified(ret):
+    (state,) = [v for k, v in ret.items() if k.endswith("_|-verified")]
+    return state
+
+
+def test_highstate_verifies_named_and_warns_of_silent_dcs(applied):
+    state = _verified(applied)
+    assert state["result"] is True, state
+    assert state["comment"].startswith("named at 127.0.0.1#53 answers: "), state
+    assert state["warnings"] == [
+        f"DC dc1.{DOMAIN} does not answer on {DC1} port 53, {DC1} port 88 (TCP)",
+        f"DC dc2.{DOMAIN} does not answer on {DC2} port 53, {DC2} port 88 (TCP)",
+        "no DC answers on 53: lookups through the delegations were not checked",
+    ], state
+
+
+def test_verify_fails_with_one_line_when_named_is_stopped(applied, host):
+    host.run("systemctl", "stop", "named")
+    try:
+        ret = host.apply("bind_ad.verify", pillar=pillar(host))
+        state = _verified(ret)
+        assert state["result"] is False, state
+        assert "\n" not in state["comment"]
+        assert state["comment"].startswith(
+            f"bind_ad verify: named at 127.0.0.1#53 does not answer {DOMAIN} SOA: "
+        ), state
+        # Nothing was undone or restarted: named stays stopped, the files stay.
+        assert host.run("systemctl", "is-active", "named", check=False).stdout.strip() != "active"
+        assert host.path(ZONE).exists()
+        # Turned off per host in pillar: the same run succeeds without querying.
+        off = _verified(
+            host.apply("bind_ad.verify", pillar=pillar(host, verify={"enabled": False}))
+        )
+        assert off["result"] is True and "verify:enabled is false" in off["comment"], off
+    finally:
+        host.run("systemctl", "start", "named")
+    assert _verified(host.apply("bind_ad.verify", pillar=pillar(host)))["result"] is True
 
 
 def test_clean_removes_what_it_installed(applied, host):

@@ -65,7 +65,8 @@ LISTING = (
 def pillar(host, **extra):
     data = {
         "domain": DOMAIN,
-        "dcs": [{"name": "dc1", "ipv4": "192.0.2.11"}, {"name": "dc2", "ipv4": "192.0.2.12"}],
+        # On the host's own loopback (nothing listens): verify probes no other address.
+        "dcs": [{"name": "dc1", "ipv4": "127.0.0.11"}, {"name": "dc2", "ipv4": "127.0.0.12"}],
         "nameservers": [{"name": "ns1", "ipv4": host.addr}],
         # No clients (the example pillar's are dropped): the site's ACLs decide.
         "clients": None,
@@ -122,7 +123,10 @@ def test_bind_ad_coexists_with_site(site):
     # The site's zones still answer, next to the AD zone and its delegations.
     assert dig(site, "A", "host.site.example") == ["192.0.2.50"]
     assert dig(site, "-x", "192.0.2.50") == ["host.site.example."]
-    assert dig(site, "A", f"dc1.{DOMAIN}") == ["192.0.2.11"]
+    assert dig(site, "A", f"dc1.{DOMAIN}") == ["127.0.0.11"]
+    # The verify step passed through the site's named (its ACLs let localhost recurse).
+    (verified,) = [v for k, v in states.items() if k.endswith("_|-verified")]
+    assert verified["result"] is True and verified["comment"].startswith("named at 127.0.0.1#53")
     referral = site.run(
         "dig", "@127.0.0.1", "+norec", "+time=2", "+tries=1", "NS", f"_msdcs.{DOMAIN}"
     ).stdout

@@ -14,6 +14,7 @@ namespace whose resolv.conf names BIND only.
 
 import base64
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import os
@@ -237,10 +238,8 @@ def bind_tree(tmp_path_factory, lab):
     return {"root": root, "etc": etc, "key": key, "before": before}
 
 
-@pytest.fixture(scope="module")
-def named(lab, bind_tree, tmp_path_factory):
-    log = tmp_path_factory.mktemp("bind_ad-namedlog") / "named.log"
-    with open(log, "w") as out:
+def _start_named(lab, bind_tree, log):
+    with open(log, "a") as out:
         proc = lab.popen(
             ["unshare", "-m", "sh", "-c",
              "mount -t tmpfs tmpfs /run/named 2>/dev/null || "
@@ -249,8 +248,17 @@ def named(lab, bind_tree, tmp_path_factory):
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     _wait(lambda: _dig(lab, "SOA", ".", check=False), "named")
-    yield {"process": proc, "log": log}
-    assert proc.poll() is None, f"named died: {log.read_text()[-2000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def named(lab, bind_tree, tmp_path_factory):
+    log = tmp_path_factory.mktemp("bind_ad-namedlog") / "named.log"
+    state = {"process": _start_named(lab, bind_tree, log), "log": log}
+    # A test that stops named starts it again with this.
+    state["restart"] = lambda: state.update(process=_start_named(lab, bind_tree, log))
+    yield state
+    assert state["process"].poll() is None, f"named died: {log.read_text()[-2000:]}"
 
 
 def _pillar(lab, bind_tree, dc_addr, **extra):
@@ -538,6 +546,157 @@ def test_delegating_tcp_and_udp_instead_of_cnames(applied, modules, lab, bind_tr
     assert _dig(lab, "SRV", f"_kpasswd._udp.{DOMAIN}") == [f"0 100 464 dc1.{DOMAIN}."]
     assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))
     assert "CNAME" in _dig_full(lab, "SRV", f"_kerberos._udp.{DOMAIN}", "+norec")
+
+
+@contextlib.contextmanager
+def inside(ns):
+    """This thread in ``ns``'s network namespace: Salt's loaders run here, and the
+    commands they start (dig) and the sockets they open (DC probes) live in the
+    namespace with named and the DC, as on a host."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newnet = 0x40000000
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(ns.path, os.O_RDONLY)
+    try:
+        if libc.setns(target, clone_newnet) != 0:
+            raise OSError(ctypes.get_errno(), "setns into the test namespace")
+        yield
+    finally:
+        if libc.setns(own, clone_newnet) != 0:
+            raise OSError(ctypes.get_errno(), "setns back")
+        os.close(own)
+        os.close(target)
+
+
+def _verify(modules, lab, pillar, test=False):
+    """bind_ad.verify applied inside the namespace: the verified state's result."""
+    with inside(lab):
+        ret = _apply(modules, pillar, test=test, sls="bind_ad.verify")
+    (state,) = [v for k, v in results(ret).items() if "verified" in k]
+    return state
+
+
+def _ttls(lab, rtype, name, section):
+    """TTLs of the records in one section of BIND's answer (no recursion)."""
+    out = _dig_full(lab, rtype, name, "+norec")
+    lines = out.split(f";; {section} SECTION:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return {(line.split()[0], int(line.split()[1])) for line in lines}
+
+
+@pytest.mark.usefixtures("applied")
+def test_zone_sends_no_notify_and_ttls_are_3600(modules, lab, bind_tree, dc, named):
+    statement = (bind_tree["etc"] / "named.conf.labsalt-ad").read_text()
+    assert "    notify explicit;\n" in statement, statement
+    # The served TTLs: the referral's NS and the CNAMEs at 3600 by default...
+    assert _ttls(lab, "NS", f"_msdcs.{DOMAIN}", "AUTHORITY") == {(f"_msdcs.{DOMAIN}.", 3600)}
+    assert _ttls(lab, "CNAME", f"_ldap._tcp.{DOMAIN}", "ANSWER") == {
+        (f"_ldap._tcp.{DOMAIN}.", 3600)
+    }
+    # notify yes (BIND's default, what the issue is about) notifies the DCs for a
+    # new serial: the log says so, after some delay.
+    log = named["log"]
+    ttl = {"delegation": 7200, "cname": 600}
+    assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"], ttl=ttl, notify="yes")))
+    assert "    notify yes;\n" in (bind_tree["etc"] / "named.conf.labsalt-ad").read_text()
+    loud = _dig(lab, "SOA", DOMAIN)[0].split()[2]
+    started = time.monotonic()
+    _wait(lambda: f"sending notifies (serial {loud})" in log.read_text(), "NOTIFY", 20)
+    delay = time.monotonic() - started
+    # Back to the default (explicit) with a new serial: no NOTIFY for it, waiting
+    # twice as long as the one above took; the TTLs served are bind_ad:ttl's.
+    ttl["cname"] = 900
+    assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"], ttl=ttl)))
+    assert "    notify explicit;\n" in (bind_tree["etc"] / "named.conf.labsalt-ad").read_text()
+    quiet = _dig(lab, "SOA", DOMAIN)[0].split()[2]
+    assert quiet != loud
+    assert _ttls(lab, "NS", f"_msdcs.{DOMAIN}", "AUTHORITY") == {(f"_msdcs.{DOMAIN}.", 7200)}
+    assert _ttls(lab, "CNAME", f"_kerberos._udp.{DOMAIN}", "ANSWER") == {
+        (f"_kerberos._udp.{DOMAIN}.", 900)
+    }
+    time.sleep(max(3.0, 2 * delay))
+    assert f"sending notifies (serial {quiet})" not in log.read_text()
+    # notify: no (YAML's boolean) is accepted too; back to the defaults.
+    assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"], notify=False)))
+    assert "    notify no;\n" in (bind_tree["etc"] / "named.conf.labsalt-ad").read_text()
+    assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))
+    assert _ttls(lab, "NS", f"_msdcs.{DOMAIN}", "AUTHORITY") == {(f"_msdcs.{DOMAIN}.", 3600)}
+
+
+def test_verify_passes_through_the_running_named(applied, modules, lab, bind_tree, dc):
+    state = _verify(modules, lab, _pillar(lab, bind_tree, dc["addr"]))
+    assert state["result"] is True, state
+    assert not state["changes"] and not state.get("warnings"), state
+    comment = state["comment"]
+    assert comment.startswith(f"named at {BIND_ADDR}#53 answers: "), comment
+    # The DC answered on 53, so the lookups through the delegation were made too.
+    assert "_ldap._tcp.dc._msdcs and _kerberos._udp SRV through the DCs" in comment
+
+
+def test_verify_in_test_mode_only_says_what_it_would_check(applied, modules, lab, bind_tree, dc):
+    state = _verify(modules, lab, _pillar(lab, bind_tree, dc["addr"]), test=True)
+    assert state["result"] is None and not state["changes"], state
+    assert state["comment"].startswith(f"would check after the run: named answers on {BIND_ADDR}")
+
+
+def test_verify_names_an_unreachable_dc_in_a_warning(applied, modules, lab, bind_tree, dc):
+    # dc2's address is on the namespace's loopback, where nothing listens.
+    two = [{"name": "dc1", "ipv4": dc["addr"]}, {"name": "dc2", "ipv4": "127.0.0.98"}]
+    pillar = _pillar(lab, bind_tree, dc["addr"], dcs=two)
+    assert_ok(_apply(modules, pillar))
+    try:
+        state = _verify(modules, lab, pillar)
+        assert state["result"] is True, state
+        assert state["warnings"] == [
+            f"DC dc2.{DOMAIN} does not answer on 127.0.0.98 port 53, 127.0.0.98 port 88 (TCP)"
+        ], state
+        assert f"warning: DC dc2.{DOMAIN} does not answer" in state["comment"]
+        # dc1 still answers: the lookups through the delegation were checked.
+        assert "through the DCs" in state["comment"]
+    finally:
+        assert_ok(_apply(modules, _pillar(lab, bind_tree, dc["addr"])))
+
+
+def test_verify_fails_with_one_line_when_a_record_is_missing(applied, modules, lab, bind_tree, dc):
+    zone = bind_tree["etc"] / "zones" / f"db.{DOMAIN}"
+    pillar = _pillar(lab, bind_tree, dc["addr"])
+    rndc = pillar["bind_ad"]["rndc"]
+    broken = "".join(ln for ln in zone.read_text().splitlines(True) if "_kpasswd._udp" not in ln)
+    zone.write_text(broken)
+    modules.bind_ad.rndc(rndc, "reload", DOMAIN)
+    _wait(lambda: not _dig(lab, "SRV", f"_kpasswd._udp.{DOMAIN}", "+norec", check=False),
+          "the zone without _kpasswd._udp")  # fmt: skip
+    state = _verify(modules, lab, pillar)
+    assert state["result"] is False, state
+    assert state["comment"] == (
+        f"bind_ad verify: _kpasswd._udp.{DOMAIN} SRV: named at {BIND_ADDR}#53 answers NXDOMAIN, "
+        f"expected SRV 0 100 464 dc1.{DOMAIN}."
+    ), state
+    assert zone.read_text() == broken  # verify undoes nothing
+    # The next run writes the zone again, and then it verifies.
+    assert_ok(_apply(modules, pillar))
+    assert _verify(modules, lab, pillar)["result"] is True
+
+
+@pytest.mark.usefixtures("applied")
+def test_verify_fails_with_one_line_when_named_is_stopped(modules, lab, bind_tree, dc, named):
+    pillar = _pillar(lab, bind_tree, dc["addr"])
+    named["process"].terminate()
+    named["process"].wait(timeout=30)
+    try:
+        state = _verify(modules, lab, pillar)
+        assert state["result"] is False, state
+        comment = state["comment"]
+        assert "\n" not in comment, comment
+        assert comment.startswith(
+            f"bind_ad verify: named at {BIND_ADDR}#53 does not answer {DOMAIN} SOA: "
+        ), comment
+        # Turned off in pillar, the same run reports nothing wrong and queries nothing.
+        off = _pillar(lab, bind_tree, dc["addr"], verify={"enabled": False})
+        state = _verify(modules, lab, off)
+        assert state["result"] is True and "bind_ad:verify:enabled is false" in state["comment"]
+    finally:
+        named["restart"]()
+    assert _verify(modules, lab, pillar)["result"] is True
 
 
 def test_signed_zone_keeps_the_delegations_working(applied, modules, lab, bind_tree, dc):

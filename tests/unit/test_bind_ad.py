@@ -95,19 +95,44 @@ def test_every_dc_registration_is_served_or_delegated():
 
 def test_seed_records_and_ttls():
     table = by_owner(bind_ad.plan(params())["records"])
-    # The lab notebook: NS for _msdcs and _sites at 86400, CNAMEs at 86400, SRV at 3600.
+    # Issue 18: delegation NS and CNAMEs at 3600 by default (the notebook had 86400).
     for subtree in ("_msdcs", "_sites", "DomainDnsZones", "ForestDnsZones"):
         assert sorted(table[subtree]) == [
-            (86400, "NS", "dc1.ad.example.org."),
-            (86400, "NS", "dc2.ad.example.org."),
+            (3600, "NS", "dc1.ad.example.org."),
+            (3600, "NS", "dc2.ad.example.org."),
         ]
-    assert table["_kerberos._udp"] == [(86400, "CNAME", "_kerberos._tcp.dc._msdcs.ad.example.org.")]
+    assert table["_kerberos._udp"] == [(3600, "CNAME", "_kerberos._tcp.dc._msdcs.ad.example.org.")]
     assert sorted(table["_kpasswd._udp"]) == [
         (3600, "SRV", "0 100 464 dc1.ad.example.org."),
         (3600, "SRV", "0 100 464 dc2.ad.example.org."),
     ]
     assert (3600, "AAAA", "2001:db8::11") in table["dc1"]
-    assert (86400, "NS", "ns1.ad.example.org.") in table["@"]
+    assert (3600, "NS", "ns1.ad.example.org.") in table["@"]
+
+
+def test_delegation_and_cname_ttls_are_pillar_keys():
+    ttl = {"delegation": 86400, "cname": 7200}
+    table = by_owner(bind_ad.plan(params(ttl=ttl))["records"])
+    assert {t for t, _, _ in table["_msdcs"]} == {86400}
+    assert table["_ldap._tcp"] == [(7200, "CNAME", "_ldap._tcp.dc._msdcs.ad.example.org.")]
+    assert {t for t, rtype, _ in table["_kpasswd._tcp"]} == {3600}
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [(None, "explicit"), ("explicit", "explicit"), ("no", "no"), (False, "no"), (True, "yes")],
+)
+def test_zone_statement_notify(value, written):
+    extra = {} if value is None else {"notify": value}
+    text = bind_ad.zones_text(params(**extra), bind_ad.plan(params()))
+    assert [ln for ln in text.splitlines() if ln.split()[:1] == ["notify"]] == [
+        f"    notify {written};"
+    ]
+
+
+def test_notify_typo_is_one_line():
+    with pytest.raises(SaltInvocationError, match=r"^bind_ad:notify: 'explicitt' is not one of"):
+        bind_ad.validate(params(notify="explicitt"))
 
 
 def test_child_domain_has_no_forest_records():
@@ -467,3 +492,30 @@ def test_samba_clean_restores_the_previous_line(tmp_path, previous):
         lines[index] = setting
     conf.write_text("".join(lines))
     assert bind_ad.samba_restore_text(str(conf), str(record)) == before
+
+
+@pytest.mark.parametrize(
+    ("pillar", "site", "server"),
+    [
+        ({}, None, ("127.0.0.1", 53)),  # BIND's default: every IPv4 interface
+        ({"listen_on": ["127.0.0.10"]}, None, ("127.0.0.10", 53)),
+        ({"listen_on": ["192.0.2.2", "localhost"]}, None, ("127.0.0.1", 53)),
+        ({"listen_on": ["!192.0.2.9", "192.0.2.0/24", "192.0.2.2"]}, None, ("192.0.2.2", 53)),
+        ({}, "options { listen-on port 5353 { 192.0.2.2; }; };\n", ("192.0.2.2", 5353)),
+        ({}, "options { listen-on { 127.0.0.0/8; 192.0.2.2; }; };\n", ("127.0.0.1", 53)),
+        ({"listen_on": ["none"], "listen_on_v6": ["2001:db8::2"]}, None, ("2001:db8::2", 53)),
+        ({"listen_on": ["none"], "listen_on_v6": ["any"]}, None, ("::1", 53)),
+    ],
+)
+def test_verify_asks_named_at_its_own_listen_address(tmp_path, pillar, site, server):
+    if site is not None:
+        (tmp_path / "named.conf.options").write_text(site)
+    assert bind_ad.verify_server(params(config_dir=str(tmp_path), **pillar)) == server
+
+
+def test_verify_checks_in_words_for_test_mode(tmp_path):
+    checks = bind_ad.verify_checks(params(config_dir=str(tmp_path)))
+    assert checks[0] == "named answers on 127.0.0.1#53"
+    assert "referrals to the DCs for _msdcs, _sites, DomainDnsZones, ForestDnsZones" in checks
+    forward = bind_ad.verify_checks(params(config_dir=str(tmp_path), mode="forward"))
+    assert not [c for c in forward if "referrals" in c or "CNAME" in c]
