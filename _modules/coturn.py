@@ -189,13 +189,14 @@ def firewall_conflicts(table="labsalt_coturn"):
 
 def read_record(path):
     """
-    The packages recorded in ``path`` (one a line), [] when there is no record.
+    The names recorded in ``path`` (one a line), [] when there is no record
+    (bigbluebutton's ufw rules; packages are ``labsalt_packages``'s).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call coturn.read_record /var/lib/labsalt/coturn/installed-packages
+        salt-call coturn.read_record /var/lib/labsalt/bigbluebutton/ufw-rules
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -212,7 +213,7 @@ def write_record(path, names):
 
     .. code-block:: bash
 
-        salt-call coturn.write_record /var/lib/labsalt/coturn/installed-packages '[coturn]'
+        salt-call coturn.write_record /var/lib/labsalt/bigbluebutton/ufw-rules "[5060/tcp]"
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp"
