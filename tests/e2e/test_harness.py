@@ -3,6 +3,8 @@ The throw-away hosts themselves: booted, isolated, distinct, reachable by
 salt-ssh, apt through the proxy, and gone without a trace when stopped.
 """
 
+import contextlib
+
 import pytest
 
 from tests.support import hosts
@@ -70,10 +72,45 @@ def test_apt_in_a_host_goes_through_the_proxy_to_debian_only(pair):
     assert probe.returncode != 0 and "403" in probe.stderr
 
 
+def test_hosts_start_with_what_a_fresh_cloud_vm_has(pair):
+    """systemd, sshd, python3 (and what booting needs): nothing a formula might rely on."""
+    assert set(hosts.BASE_PACKAGES) == {
+        "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2"
+    }  # fmt: skip
+    alpha, _ = pair
+    listed = alpha.run("dpkg-query", "-W", "-f", "${Package} ${Priority}\\n").stdout.split("\n")
+    installed = dict(line.split(" ", 1) for line in listed if line)
+    minbase = [n for n, prio in installed.items() if prio in ("required", "important")]
+    closure = alpha.run(
+        "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", "--installed",
+        *hosts.BASE_PACKAGES, *minbase,
+    ).stdout  # fmt: skip
+    needed = {line.strip().split()[-1].strip("<>") for line in closure.splitlines()}
+    extra = set(installed) - needed - set(minbase)
+    assert not extra, f"beyond minbase and {hosts.BASE_PACKAGES}: {sorted(extra)}"
+    # Tools formulas install themselves must not be there already.
+    for tool in ("gpg", "cron", "xmllint", "lstopo-no-graphics", "curl", "sudo"):
+        assert alpha.run("sh", "-c", f"command -v {tool}", check=False).returncode != 0, tool
+
+
 def test_stopped_host_leaves_nothing_behind(host_factory):
     host = host_factory.start("gamma")
     state, workdir, ns = host.state, host.workdir, host.ns.name
+    nspawn, leader = host.proc.pid, host.leader
+    cgroups = hosts._read(state / "cgroups").split()
+    assert cgroups and all(hosts.Path(c).is_dir() for c in cgroups)
     host_factory.stop(host)
     assert not state.exists() and not workdir.exists()
     assert ns not in hosts.netns.sh("ip", "netns", "list").stdout
-    assert str(workdir) not in hosts.Path("/proc/self/mountinfo").read_text()
+    mounts = hosts.Path("/proc/self/mountinfo").read_text()
+    assert str(workdir) not in mounts
+    # No process of the host is left: not systemd-nspawn, not the host's systemd,
+    # nothing whose command line names the host's root.
+    assert not hosts._alive(nspawn) and not hosts._alive(leader)
+    for proc in hosts.Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            assert str(workdir) not in (proc / "cmdline").read_text(errors="replace"), proc
+    assert not any(hosts.Path(c).exists() for c in cgroups)
+    # The apt proxy stopped with it.
+    assert host.proxy.socket.fileno() == -1

@@ -25,16 +25,20 @@ How a host is made:
 - **apt**: hosts cannot reach the internet; apt in a host uses an HTTP proxy that
   the test process runs on the host end of the veth (``AptProxy``), which forwards
   only to the Debian mirror and keeps downloaded ``.deb`` files in the cache.
+  Servers a test runs itself on the host end of the veth (an apt repository
+  of its own, tests/support/aptrepo.py) are reached directly.
 
 Everything a host leaves on this machine (process, mount, cgroup, namespace) is
 recorded under ``/run/labsalt-tests/hosts/`` and removed on stop; what a killed
 test run left behind is removed when the next factory starts.
 """
 
+import base64
 import contextlib
 import fcntl
 import hashlib
 import http.server
+import io
 import json
 import os
 import shutil
@@ -42,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.error
@@ -424,8 +429,11 @@ class Host:
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
         )
         self.proxy = AptProxy(self.ns.host_addr)
+        # The Debian mirror through the proxy; servers a test runs on this veth's
+        # host end (its own apt repository, tests/support/aptrepo.py) directly.
         (self.root / "etc/apt/apt.conf.d/02labsalt-proxy").write_text(
             f'Acquire::http::Proxy "http://{self.ns.host_addr}:{APT_PROXY_PORT}/";\n'
+            f'Acquire::http::Proxy::{self.ns.host_addr} "DIRECT";\n'
         )
         cgroups = [base / f"labsalt-{self.uid}" for base in CGROUP_ROOTS if base.is_dir()]
         for cgroup in cgroups:
@@ -537,6 +545,21 @@ class Host:
         if check and proc.returncode != 0:
             raise HostCommandError(proc.returncode, list(cmd), proc.stdout, proc.stderr)
         return proc
+
+    def put(self, path, content, mode="0644"):
+        """Write ``content`` (text or bytes) to ``path`` inside the host, making its directory."""
+        data = content.encode() if isinstance(content, str) else content
+        script = 'mkdir -p "$(dirname "$1")" && base64 -d > "$1" && chmod "$2" "$1"'
+        self.run("sh", "-c", script, "put", path, mode, input=base64.b64encode(data).decode())
+
+    def copy(self, sources, dest):
+        """Copy files or directories of this machine into the host's directory ``dest``."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+            for source in sources:
+                tar.add(source, arcname=Path(source).name)
+        script = 'mkdir -p "$1" && base64 -d | tar -xzf - -C "$1"'
+        self.run("sh", "-c", script, "copy", dest, input=base64.b64encode(buf.getvalue()).decode())
 
     def cpu_seconds(self):
         """CPU time used so far by everything in the host (its cgroup's cpu.stat)."""
