@@ -14,7 +14,7 @@ coturn-service-bind-low-ports:
         AmbientCapabilities=CAP_NET_BIND_SERVICE
         LimitNOFILE=1048576
     - require:
-      - coturn: coturn-package
+      - id: coturn-package
 
 coturn-service:
   service.running:
