@@ -15,6 +15,8 @@ import logging
 import os
 import re
 
+from salt.exceptions import SaltInvocationError
+
 log = logging.getLogger(__name__)
 
 
@@ -32,29 +34,41 @@ def _read(path):
         return None
 
 
+def _cpu_syntax():
+    """
+    The suite's one cpulist/cpumask parser and writer: the topology execution
+    module's, loaded by Salt's loader (a grain cannot call ``__salt__``).  The
+    module ships with the grains wherever they go (salt-ssh's extension
+    modules, ``saltutil.sync_all``), so the target has it too.
+    """
+    global _SYNTAX  # noqa: PLW0603  (loaded once per process)
+    if _SYNTAX is None:
+        import salt.loader  # noqa: PLC0415  (only when grains are computed)
+
+        funcs = salt.loader.raw_mod(__opts__, "topology", None)
+        if "topology.parse_cpulist" not in funcs:
+            raise OSError("the topology execution module is not where Salt's loader looks")
+        _SYNTAX = (
+            lambda text: set(funcs["topology.parse_cpulist"](text)),
+            lambda text: set(funcs["topology.parse_cpumask"](text)),
+            funcs["topology.format_cpulist"],
+        )
+    return _SYNTAX
+
+
+_SYNTAX = None
+
+
 def _cpulist(text):
-    cpus = set()
-    for part in (text or "").split(","):
-        if part.strip():
-            first, _, last = part.strip().partition("-")
-            cpus.update(range(int(first), int(last or first) + 1))
-    return cpus
+    return _cpu_syntax()[0](text or "")
 
 
 def _cpumask(text):
-    value = int((text or "0").replace(",", "") or "0", 16)
-    return {bit for bit in range(value.bit_length()) if value >> bit & 1}
+    return _cpu_syntax()[1](text or "0")
 
 
 def _format(cpus):
-    parts, cpus = [], sorted(cpus)
-    start = 0
-    for i in range(1, len(cpus) + 1):
-        if i == len(cpus) or cpus[i] != cpus[i - 1] + 1:
-            first, last = cpus[start], cpus[i - 1]
-            parts.append(f"{first}-{last}" if last > first else str(first))
-            start = i
-    return ",".join(parts)
+    return _cpu_syntax()[2](cpus)
 
 
 def _numbered(directory, prefix):
@@ -154,6 +168,7 @@ def topology():
     """Salt grain function: ``numa_nodes``, ``numa`` and ``l3`` of this machine."""
     try:
         return _topology_grains("/")
-    except (OSError, ValueError) as exc:  # unexpected sysfs content: no grain, one log line
+    except (OSError, ValueError, SaltInvocationError) as exc:
+        # unexpected sysfs content: no grain, one log line
         log.warning("topology grains not set: %s", exc)
         return {}

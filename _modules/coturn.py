@@ -189,13 +189,14 @@ def firewall_conflicts(table="labsalt_coturn"):
 
 def read_record(path):
     """
-    The packages recorded in ``path`` (one a line), [] when there is no record.
+    The names recorded in ``path`` (one a line), [] when there is no record
+    (bigbluebutton's ufw rules; packages are ``labsalt_packages``'s).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call coturn.read_record /var/lib/labsalt/coturn/installed-packages
+        salt-call coturn.read_record /var/lib/labsalt/bigbluebutton/ufw-rules
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -212,7 +213,7 @@ def write_record(path, names):
 
     .. code-block:: bash
 
-        salt-call coturn.write_record /var/lib/labsalt/coturn/installed-packages '[coturn]'
+        salt-call coturn.write_record /var/lib/labsalt/bigbluebutton/ufw-rules "[5060/tcp]"
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp"
@@ -220,18 +221,3 @@ def write_record(path, names):
         handle.write("".join(f"{name}\n" for name in sorted(set(names))))
     os.replace(tmp, path)
     return True
-
-
-def autoremovable():
-    """
-    Packages apt would auto-remove now (installed as dependencies, needed by
-    nothing); read-only (``apt-get -s autoremove``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call coturn.autoremovable
-    """
-    out = _run(["apt-get", "-s", "-q", "autoremove"])
-    return sorted({m.group(1).split(":")[0] for m in re.finditer(r"^Remv (\S+)", out, re.M)})

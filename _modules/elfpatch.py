@@ -18,8 +18,9 @@ programs keep their mapping of the old inode.  A copy of the original goes to
 file) is checked against the recipe's allow-list of known builds.
 
 The OpenMPI recipe's value is the hwloc type of the NUMA nodes' parent, read
-from hwloc's own XML export (``lstopo-no-graphics --of xml``, package hwloc),
-so it sees what OpenMPI's hwloc sees, including ``HWLOC_XMLFILE``.
+by ``topology.numa_parent`` from hwloc's own XML export (``lstopo-no-graphics
+--of xml``, package hwloc), so it sees what OpenMPI's hwloc sees, including
+``HWLOC_XMLFILE``.
 
 ELF parsing is pyelftools; instruction-level knowledge sits in per-architecture
 classes (``ARCHES``), so another architecture is one more class.
@@ -33,11 +34,9 @@ import json
 import logging
 import os
 import re
-import shutil
+import signal
 import stat
-import subprocess
 import tempfile
-import xml.etree.ElementTree as ET
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -66,32 +65,20 @@ RECIPES_FILE = "elfpatch_recipes.yaml"
 RECIPES_URL = "salt://_modules/" + RECIPES_FILE
 DEFAULT_BACKUP_DIR = "/var/lib/labsalt/elfpatch"
 TEMP_PREFIX = ".elfpatch-"
-_RECIPES_CACHE = {}  # (path, mtime, size) -> checked recipes
+# Kill points for the atomicity tests: with LABSALT_ELFPATCH_STOP_AT=<step> in
+# the environment, the process stops itself (SIGSTOP) at that step, so a test
+# can SIGKILL it exactly there instead of guessing with timers.  Steps:
+# locked, then for each file written ("backup", "backup-meta", "library"):
+# <file>:temp-written, <file>:synced, <file>:renamed, <file>:dir-synced.
+STOP_AT_VARIABLE = "LABSALT_ELFPATCH_STOP_AT"
 
-# hwloc 2.x (>= 2.1) enum hwloc_obj_type_t, by the names hwloc's XML uses.
-HWLOC_TYPES = {
-    "Machine": 0,
-    "Package": 1,
-    "Core": 2,
-    "PU": 3,
-    "L1Cache": 4,
-    "L2Cache": 5,
-    "L3Cache": 6,
-    "L4Cache": 7,
-    "L5Cache": 8,
-    "L1iCache": 9,
-    "L2iCache": 10,
-    "L3iCache": 11,
-    "Group": 12,
-    "NUMANode": 13,
-    "Bridge": 14,
-    "PCIDev": 15,
-    "OSDev": 16,
-    "Misc": 17,
-    "MemCache": 18,
-    "Die": 19,
-}
-_NOT_NORMAL = {"NUMANode", "MemCache", "Bridge", "PCIDev", "OSDev", "Misc"}
+
+def _kill_point(step):
+    if os.environ.get(STOP_AT_VARIABLE) == step:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+_RECIPES_CACHE = {}  # (path, mtime, size) -> checked recipes
 
 
 def __virtual__():
@@ -543,39 +530,10 @@ def _resolve(path):
 # --------------------------------------------------------------------------- topology
 
 
-def _cpuset(text):
-    """hwloc's XML bitmap ('0x0000000f,0xffffffff') as an int; None when empty."""
-    if not text:
-        return None
-    return int("".join(word.strip()[2:].rjust(8, "0") for word in text.split(",")), 16)
-
-
-def _topology_xml(xml_file=None):
-    if xml_file:
-        with open(xml_file, encoding="utf-8") as handle:
-            return handle.read()
-    lstopo = shutil.which("lstopo-no-graphics") or shutil.which("lstopo")
-    if not lstopo:
-        raise CommandExecutionError(
-            "cannot read the topology: lstopo-no-graphics is not installed (package hwloc)"
-        )
-    proc = subprocess.run(
-        [lstopo, "--no-io", "--of", "xml", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CommandExecutionError(f"lstopo failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def can_read_topology():
     """
-    Whether :py:func:`numa_parent` can read the live topology here (hwloc's
-    ``lstopo-no-graphics`` is installed).  The elfpatch state asks in test mode:
-    on a host where the same highstate installs hwloc, the type is decided when
-    the state runs, so test mode predicts the patch without it.
+    Compatibility name for :py:func:`topology.can_read_topology` (moved there:
+    the topology module reads hwloc's topology for the suite).
 
     CLI Example:
 
@@ -583,16 +541,12 @@ def can_read_topology():
 
         salt-call elfpatch.can_read_topology
     """
-    return bool(shutil.which("lstopo-no-graphics") or shutil.which("lstopo"))
+    return __salt__["topology.can_read_topology"]()
 
 
 def numa_parent(xml_file=None):
     """
-    The hwloc type of the NUMA nodes' parent in the live topology (what
-    ``lstopo-no-graphics --of xml`` reports, honouring ``HWLOC_XMLFILE``), with
-    its hwloc enum value.  Refuses when a parent's cpuset differs from its NUMA
-    node's, when the parents differ in type, or when an object of the parent's
-    type sits below the parent (OpenMPI would bind to that smaller object).
+    Compatibility name for :py:func:`topology.numa_parent` (moved there).
 
     CLI Example:
 
@@ -600,46 +554,7 @@ def numa_parent(xml_file=None):
 
         salt-call elfpatch.numa_parent
     """
-    try:
-        root = ET.fromstring(_topology_xml(xml_file))
-    except ET.ParseError as exc:
-        raise CommandExecutionError(f"cannot parse the hwloc topology XML: {exc}") from exc
-    parents = {child: parent for parent in root.iter("object") for child in parent}
-    nodes = [obj for obj in root.iter("object") if obj.get("type") == "NUMANode"]
-    if not nodes:
-        raise CommandExecutionError("the topology has no NUMA node")
-    found = []
-    for node in nodes:
-        parent = parents.get(node)
-        while parent is not None and parent.get("type") == "MemCache":
-            parent = parents.get(parent)
-        if parent is None:
-            raise CommandExecutionError(f"NUMA node P#{node.get('os_index')} has no parent")
-        ptype = parent.get("type")
-        label = f"NUMA node P#{node.get('os_index')}"
-        if _cpuset(parent.get("cpuset")) != _cpuset(node.get("cpuset")):
-            raise CommandExecutionError(
-                f"{label} has cpuset {node.get('cpuset')} but its parent {ptype} has "
-                f"{parent.get('cpuset')}: binding to the parent would use other CPUs"
-            )
-        inner = [
-            obj
-            for obj in parent.iter("object")
-            if obj is not parent and obj.get("type") == ptype and ptype not in _NOT_NORMAL
-        ]
-        if inner:
-            raise CommandExecutionError(
-                f"{label}: its parent {ptype} contains another {ptype}, so the first "
-                f"{ptype} above a core is not the NUMA node's parent"
-            )
-        found.append({"node": int(node.get("os_index", -1)), "parent": ptype})
-    types = sorted({item["parent"] for item in found})
-    if len(types) != 1:
-        raise CommandExecutionError(f"NUMA nodes have parents of different types: {types}")
-    (ptype,) = types
-    if ptype not in HWLOC_TYPES:
-        raise CommandExecutionError(f"unknown hwloc object type {ptype!r} above the NUMA nodes")
-    return {"type": ptype, "value": HWLOC_TYPES[ptype], "nodes": found}
+    return __salt__["topology.numa_parent"](xml_file)
 
 
 # --------------------------------------------------------------------------- writing
@@ -682,8 +597,11 @@ def _remove_temps_in(directory, prefix="."):
                 os.unlink(os.path.join(directory, name))
 
 
-def _atomic_write(path, data, like=None):
-    """Replace ``path`` by ``data``: temp file in the same directory, fsync, rename."""
+def _atomic_write(path, data, like=None, what="library"):
+    """
+    Replace ``path`` by ``data``: temp file in the same directory, fsync, rename.
+    ``what`` names the file in the kill points (``_kill_point``).
+    """
     directory, base = os.path.split(path)
     st = os.stat(like or path) if (like or os.path.exists(path)) else None
     fd, tmp = tempfile.mkstemp(prefix=f".{base}{TEMP_PREFIX}", suffix=".tmp", dir=directory)
@@ -691,12 +609,15 @@ def _atomic_write(path, data, like=None):
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            _kill_point(f"{what}:temp-written")
             if st is not None:
                 os.fchown(handle.fileno(), st.st_uid, st.st_gid)
                 os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
                 _copy_xattrs(like or path, handle.fileno())
             os.fsync(handle.fileno())
+        _kill_point(f"{what}:synced")
         os.replace(tmp, path)
+        _kill_point(f"{what}:renamed")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -706,6 +627,7 @@ def _atomic_write(path, data, like=None):
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
+    _kill_point(f"{what}:dir-synced")
 
 
 def _check_writable(path, allow_hardlinks):
@@ -742,14 +664,14 @@ def _backup_locked(data, status, backup_dir):
     meta = {"path": status["path"], "build": status["build"], "sha256": status["original_sha256"]}
     if os.path.isfile(target) and _sha256(_read(target)) == status["original_sha256"]:
         if not os.path.isfile(target + ".json"):  # a run killed between the two writes
-            _atomic_write(target + ".json", json.dumps(meta, indent=1).encode())
+            _atomic_write(target + ".json", json.dumps(meta, indent=1).encode(), what="backup-meta")
         return target
     original_bytes = bytes.fromhex(status["original_bytes"])
     original = _with_site(data, {"offset": status["offset"]}, original_bytes)
     if _sha256(original) != status["original_sha256"]:
         raise CommandExecutionError("internal error: reconstructed original does not hash right")
-    _atomic_write(target, original)
-    _atomic_write(target + ".json", json.dumps(meta, indent=1).encode())
+    _atomic_write(target, original, what="backup")
+    _atomic_write(target + ".json", json.dumps(meta, indent=1).encode(), what="backup-meta")
     return target
 
 
@@ -842,7 +764,7 @@ def _plan(real, spec, opts):
         if value is None:
             if spec["parameter"].get("source") != "numa_parent":
                 raise SaltInvocationError(f"this recipe needs value= ({pname})")
-            value = numa_parent()["value"]
+            value = __salt__["topology.numa_parent"]()["value"]
         new_value, number = _choice(spec, value)
         new_bytes = _value_bytes(number, len(site["found"]))
     new_data = _with_site(data, site, new_bytes)
@@ -872,6 +794,7 @@ def _write(path, recipe, recipes, opts):
     _check_writable(real, opts.get("allow_hardlinks"))
     try:
         with _locked(os.path.dirname(real)):
+            _kill_point("locked")
             # again under the lock: another run may have changed the file meanwhile
             planned, info, data, new_data = _plan(real, spec, opts)
             if not planned["changed"]:

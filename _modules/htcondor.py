@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 
@@ -265,3 +266,90 @@ def reconfig():
             "condor_reconfig failed: " + (message[-1] if message else f"exit {done.returncode}")
         )
     return (done.stdout or "").strip()
+
+
+# --------------------------------------------------------------------------- verify (issue 18)
+
+
+def slot_layout(plan):
+    """
+    What HTCondor's configuration must say for ``plan`` (``topology.slot_plan``):
+    ``{name: value}``, None where the name must not be defined (the
+    whole-machine slot is not pinned).  The same names slots.conf.jinja writes.
+    """
+    layout = {"NUM_SLOTS": str(len(plan))}
+    for slot in plan:
+        n = slot["id"]
+        layout[f"NUM_SLOTS_TYPE_{n}"] = "1"
+        layout[f"SLOT_TYPE_{n}"] = slot["slot_type"]
+        layout[f"SLOT_TYPE_{n}_PARTITIONABLE"] = "True"
+        layout[f"SLOT{n}_CPU_AFFINITY"] = slot["affinity"] or None
+    return layout
+
+
+def config_val(name, binary="condor_config_val"):
+    """
+    The value HTCondor's configuration gives ``name`` (``condor_config_val
+    NAME``, an argument list), None when it is not defined.  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call htcondor.config_val NUM_SLOTS
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+        raise SaltInvocationError(f"htcondor: {name!r} is not a configuration name")
+    try:
+        done = subprocess.run(
+            [binary, name], capture_output=True, text=True, timeout=60, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CommandExecutionError(f"condor_config_val does not run: {exc}") from exc
+    if done.returncode == 0:
+        return done.stdout.strip()
+    message = (done.stderr or done.stdout).strip()
+    if message.startswith("Not defined:"):
+        return None
+    last = message.splitlines()
+    raise CommandExecutionError(
+        f"condor_config_val {name} failed: " + (last[-1] if last else f"exit {done.returncode}")
+    )
+
+
+def _same(got, want):
+    if got is None or want is None:
+        return got is want
+    return " ".join(got.split()) == " ".join(want.split())
+
+
+def verify_slots(plan):
+    """
+    Where HTCondor is installed (``condor_config_val`` on PATH), read the slot
+    layout back from the live configuration: NUM_SLOTS, NUM_SLOTS_TYPE_n,
+    SLOT_TYPE_n(_PARTITIONABLE) and SLOTn_CPU_AFFINITY equal to ``plan``.
+    Returns a one-line summary; raises CommandExecutionError with one line
+    naming the first name that disagrees.  Changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call htcondor.verify_slots "$(salt-call --out=json topology.slot_plan numa)"
+    """
+    binary = shutil.which("condor_config_val")
+    if not binary:
+        return "condor_config_val is not installed here: the slot layout is not read back"
+    layout = slot_layout(plan)
+    for name, want in layout.items():
+        got = config_val(name, binary)
+        if not _same(got, want):
+            shown = "not defined" if got is None else repr(got)
+            planned = "not defined" if want is None else repr(want)
+            raise CommandExecutionError(
+                f"condor_config_val reads {name} as {shown}, the plan says {planned}"
+            )
+    return (
+        f"condor_config_val reads the planned layout back ({len(plan)} slots, {len(layout)} names)"
+    )

@@ -692,15 +692,15 @@ def _record_path(kind, state_dir):
 
 def recorded(kind, state_dir=STATE_DIR):
     """
-    The names this formula recorded under ``kind`` (``installed-packages``,
-    ``created-users``): what it added to the host itself, so that clean removes
-    those and nothing that was there before.
+    The names this formula recorded under ``kind`` (``created-users``; its
+    packages are recorded by ``labsalt_packages``): what it added to the host
+    itself, so that clean removes those and nothing that was there before.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call ipxe.recorded installed-packages
+        salt-call ipxe.recorded created-users
     """
     try:
         with open(_record_path(kind, state_dir), encoding="utf-8") as handle:
@@ -718,7 +718,7 @@ def record(kind, names, state_dir=STATE_DIR):
 
     .. code-block:: bash
 
-        salt-call ipxe.record installed-packages '[ipxe]'
+        salt-call ipxe.record created-users '[wininst]'
     """
     path = _record_path(kind, state_dir)
     names = sorted(set(names))

@@ -15,9 +15,11 @@ only hwloc can tell (the hwloc object type behind the singleton patch byte) is
 decided by the ``elfpatch`` state when it runs, after hwloc is installed.
 """
 
+import os
 import re
 import shlex
 import subprocess
+import sys
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -271,3 +273,155 @@ def only_ours(path):
         return False
     before, after = _split_block(text, path)
     return not any(line.strip() for line in before + after) and BLOCK_BEGIN in text
+
+
+# --------------------------------------------------------------------------- verify (issue 18)
+
+# A singleton: MPI_Init without mpirun, in a process of its own, through
+# ctypes (Debian's openmpi-bin brings libmpi but no compiler; python3 is on
+# every host Salt runs on).  Prints the CPUs the process is bound to.
+SINGLETON = (
+    "import ctypes, os, sys\n"
+    "mpi = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)\n"
+    "if mpi.MPI_Init(None, None) != 0:\n"
+    "    sys.exit('MPI_Init failed')\n"
+    "cpus = sorted(os.sched_getaffinity(0))\n"
+    "mpi.MPI_Finalize()\n"
+    "print('bound to CPUs', ','.join(map(str, cpus)))\n"
+)
+
+
+def _mpi_env(mca_params_file=None, **extra):
+    """The environment without the caller's OpenMPI/PRRTE variables (the files decide)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OMPI_MCA_", "PRTE_MCA_", "PMIX_MCA_"))
+    }
+    if mca_params_file:
+        env["OMPI_MCA_mca_param_files"] = mca_params_file
+    env.update(extra)
+    return env
+
+
+def reported_binding_policy(mca_params_file=None):
+    """
+    The binding policy OpenMPI reports, as ``{"value": ..., "source": ...}``:
+    ``ompi_info --parsable --level 9 --param hwloc base`` (an argument list),
+    with the caller's ``OMPI_MCA_*`` variables removed, reading
+    ``mca_params_file`` (default: OpenMPI's own list of files).  Read-only.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call openmpi.reported_binding_policy
+    """
+    cmd = ["ompi_info", "--parsable", "--level", "9", "--param", "hwloc", "base"]
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, check=False,
+            env=_mpi_env(mca_params_file),
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CommandExecutionError(f"ompi_info does not run: {exc}") from exc
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()
+        raise CommandExecutionError(
+            "ompi_info failed: " + (last[-1] if last else f"exit {done.returncode}")
+        )
+    found = {}
+    for line in done.stdout.splitlines():
+        match = re.match(r"mca:hwloc:base:param:hwloc_base_binding_policy:(value|source):(.*)$",
+                         line)  # fmt: skip
+        if match:
+            found.setdefault(match.group(1), match.group(2))
+    if "value" not in found:
+        raise CommandExecutionError("ompi_info does not list hwloc_base_binding_policy")
+    return {"value": found["value"], "source": found.get("source")}
+
+
+def singleton_starts(library_dir=None, policy="numa", mca_params_file=None, timeout=120):
+    """
+    Start a singleton MPI program (MPI_Init without mpirun, via ctypes on
+    ``libmpi.so.40``) with ``OMPI_MCA_hwloc_base_binding_policy=<policy>``,
+    the lab notebook's check of the singleton patch.  ``library_dir``: where
+    the (patched) libopen-rte is, put first on the library path.  Returns
+    ``{"started": bool, "output": last line}``.  Runs a process and nothing else.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call openmpi.singleton_starts /usr/lib/x86_64-linux-gnu numa
+    """
+    extra = {
+        "OMPI_MCA_hwloc_base_binding_policy": policy,
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    }
+    if library_dir:
+        extra["LD_LIBRARY_PATH"] = ":".join(
+            p for p in (library_dir, os.environ.get("LD_LIBRARY_PATH")) if p
+        )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SINGLETON, "libmpi.so.40"],
+            capture_output=True, text=True, timeout=timeout, check=False,
+            env=_mpi_env(mca_params_file, **extra), stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"started": False, "output": f"no answer within {timeout} s"}
+    except OSError as exc:
+        return {"started": False, "output": str(exc)}
+    text = [line.strip(" *") for line in (done.stdout + "\n" + done.stderr).splitlines()]
+    text = [line for line in text if line and not set(line) <= set("-")]
+    started = done.returncode == 0 and done.stdout.startswith("bound to CPUs")
+    if started:
+        return {"started": True, "output": done.stdout.strip()}
+    # OpenMPI's words, most telling first: "Setting processor affinity failed"
+    # (the unpatched bug), "An error occurred in MPI_Init", else the last line
+    reason = next(
+        (line for pattern in (r"affinity|bind", r"error occurred in")
+         for line in text if re.search(pattern, line, re.I)),
+        text[-1] if text else "",
+    )  # fmt: skip
+    return {"started": False, "output": reason or f"exit {done.returncode}"}
+
+
+def verify(policy, mca_params_file=None, openmpi_major=4, singleton_library=None):
+    """
+    Check the configured pinning the way OpenMPI's users meet it: ``ompi_info``
+    reports ``policy`` as hwloc_base_binding_policy (OpenMPI 4), and with
+    ``singleton_library`` (the patched libopen-rte) a singleton bound to numa
+    starts.  Returns a one-line summary; raises CommandExecutionError with one
+    line naming what does not work.  Changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call openmpi.verify numa
+    """
+    done = []
+    if policy != "none" and openmpi_major and openmpi_major >= 5:
+        done.append(
+            "binding policy not read back (OpenMPI 5: PRRTE's, which ompi_info does not show)"
+        )
+    elif policy != "none":
+        reported = reported_binding_policy(mca_params_file)
+        if reported["value"] != policy:
+            raise CommandExecutionError(
+                f"ompi_info reports hwloc_base_binding_policy {reported['value']!r} "
+                f"({reported['source'] or 'no source'}), not the configured {policy!r}"
+            )
+        done.append(f"ompi_info reports binding policy {policy}")
+    if singleton_library:
+        run = singleton_starts(os.path.dirname(singleton_library), "numa", mca_params_file)
+        if not run["started"]:
+            raise CommandExecutionError(
+                f"a singleton MPI program bound to numa does not start "
+                f"({singleton_library}): {run['output'][:200]}"
+            )
+        done.append(f"a singleton bound to numa starts ({run['output']})")
+    return "; ".join(done) or "nothing to check (policy none, no singleton patch)"

@@ -15,6 +15,9 @@ are reported separately.
 
 import os
 import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -34,8 +37,11 @@ def __virtual__():
 
 def parse_cpulist(text):
     """
-    Parse the kernel's cpulist syntax (``0-7,16-23``, also ``0-15:2/4`` strides)
-    into a sorted list of CPU numbers.  An empty string is the empty set.
+    Parse a cpulist into a sorted list of CPU numbers: the kernel's syntax
+    (``0-7,16-23``, and ``0-15:2/4``: 2 CPUs of every group of 4) and
+    taskset's stride (``0-7:2``: every second CPU).  An empty string is the
+    empty set.  The one cpulist parser of the suite: the topology grain and
+    ``labsalt topology`` load it from this module through Salt's loader.
 
     CLI Example:
 
@@ -43,25 +49,36 @@ def parse_cpulist(text):
 
         salt-call topology.parse_cpulist 0-3,8
     """
+    if isinstance(text, bool):
+        raise SaltInvocationError(f"{text!r} is not a cpulist (expected e.g. 0-7,16-23)")
     if isinstance(text, int):
         return [text]
-    if isinstance(text, (list, tuple, set)):
+    if isinstance(text, (list, tuple, set, frozenset)):
         return sorted({int(c) for c in text})
     cpus = set()
-    for item in str(text).strip().split(","):
+    for item in str(text).replace("\x00", "").strip().split(","):
         part = item.strip()
         if not part:
             continue
-        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+)/(\d+))?)?", part)
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+)(?:/(\d+))?)?)?", part)
         if not match:
             raise SaltInvocationError(f"'{text}' is not a cpulist (expected e.g. 0-7,16-23)")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
         if last < first:
             raise SaltInvocationError(f"'{text}' is not a cpulist: range {part} runs backwards")
-        if match.group(3):
+        if match.group(4):  # used/group
             used, group = int(match.group(3)), int(match.group(4))
+            if not 0 < used <= group:
+                raise SaltInvocationError(
+                    f"'{text}' is not a cpulist: {part} needs 0 < used <= group"
+                )
             cpus.update(c for c in range(first, last + 1) if (c - first) % group < used)
+        elif match.group(3):  # stride
+            stride = int(match.group(3))
+            if stride < 1:
+                raise SaltInvocationError(f"'{text}' is not a cpulist: stride 0 in {part}")
+            cpus.update(range(first, last + 1, stride))
         else:
             cpus.update(range(first, last + 1))
     return sorted(cpus)
@@ -92,8 +109,17 @@ def format_cpulist(cpus):
     return ",".join(parts)
 
 
-def _parse_cpumask(text):
-    """The kernel's hex mask (``ffff,00000000``: 32-bit words, most significant first)."""
+def parse_cpumask(text):
+    """
+    The kernel's hex CPU mask (``ffff,00000000``: 32-bit words, most
+    significant first) as a sorted list of CPU numbers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call topology.parse_cpumask ff,00000000
+    """
     words = text.replace("\x00", "").strip().split(",")
     cpus = []
     for position, word in enumerate(reversed(words)):
@@ -102,7 +128,7 @@ def _parse_cpumask(text):
             lowest = value & -value
             cpus.append(position * 32 + lowest.bit_length() - 1)
             value ^= lowest
-    return cpus
+    return sorted(cpus)
 
 
 # --------------------------------------------------------------------------- sysfs reading
@@ -130,7 +156,7 @@ def _read_set(directory, list_names, mask_names):
     for name in mask_names:
         text = _read(f"{directory}/{name}")
         if text is not None:
-            return set(_parse_cpumask(text))
+            return set(parse_cpumask(text))
     for name in list_names:
         text = _read(os.path.join(directory, name))
         if text is not None:
@@ -716,3 +742,131 @@ def slot_plan(
             }
         )
     return plan
+
+
+# --------------------------------------------------------------------------- hwloc's view
+
+# hwloc 2.x (>= 2.1) enum hwloc_obj_type_t, by the names hwloc's XML uses.
+HWLOC_TYPES = {
+    "Machine": 0,
+    "Package": 1,
+    "Core": 2,
+    "PU": 3,
+    "L1Cache": 4,
+    "L2Cache": 5,
+    "L3Cache": 6,
+    "L4Cache": 7,
+    "L5Cache": 8,
+    "L1iCache": 9,
+    "L2iCache": 10,
+    "L3iCache": 11,
+    "Group": 12,
+    "NUMANode": 13,
+    "Bridge": 14,
+    "PCIDev": 15,
+    "OSDev": 16,
+    "Misc": 17,
+    "MemCache": 18,
+    "Die": 19,
+}
+_NOT_NORMAL = {"NUMANode", "MemCache", "Bridge", "PCIDev", "OSDev", "Misc"}
+
+
+def _cpuset(text):
+    """hwloc's XML bitmap ('0x0000000f,0xffffffff') as an int; None when empty."""
+    if not text:
+        return None
+    return int("".join(word.strip()[2:].rjust(8, "0") for word in text.split(",")), 16)
+
+
+def _topology_xml(xml_file=None):
+    if xml_file:
+        with open(xml_file, encoding="utf-8") as handle:
+            return handle.read()
+    lstopo = shutil.which("lstopo-no-graphics") or shutil.which("lstopo")
+    if not lstopo:
+        raise CommandExecutionError(
+            "cannot read the topology: lstopo-no-graphics is not installed (package hwloc)"
+        )
+    proc = subprocess.run(
+        [lstopo, "--no-io", "--of", "xml", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise CommandExecutionError(f"lstopo failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def can_read_topology():
+    """
+    Whether :py:func:`numa_parent` can read the live topology here (hwloc's
+    ``lstopo-no-graphics`` is installed).  The elfpatch state asks in test mode
+    (the singleton patch's type):
+    on a host where the same highstate installs hwloc, the type is decided when
+    the state runs, so test mode predicts the patch without it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call topology.can_read_topology
+    """
+    return bool(shutil.which("lstopo-no-graphics") or shutil.which("lstopo"))
+
+
+def numa_parent(xml_file=None):
+    """
+    The hwloc type of the NUMA nodes' parent in the live topology (what
+    ``lstopo-no-graphics --of xml`` reports, honouring ``HWLOC_XMLFILE``), with
+    its hwloc enum value.  Refuses when a parent's cpuset differs from its NUMA
+    node's, when the parents differ in type, or when an object of the parent's
+    type sits below the parent (OpenMPI would bind to that smaller object).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call topology.numa_parent
+    """
+    try:
+        root = ET.fromstring(_topology_xml(xml_file))
+    except ET.ParseError as exc:
+        raise CommandExecutionError(f"cannot parse the hwloc topology XML: {exc}") from exc
+    parents = {child: parent for parent in root.iter("object") for child in parent}
+    nodes = [obj for obj in root.iter("object") if obj.get("type") == "NUMANode"]
+    if not nodes:
+        raise CommandExecutionError("the topology has no NUMA node")
+    found = []
+    for node in nodes:
+        parent = parents.get(node)
+        while parent is not None and parent.get("type") == "MemCache":
+            parent = parents.get(parent)
+        if parent is None:
+            raise CommandExecutionError(f"NUMA node P#{node.get('os_index')} has no parent")
+        ptype = parent.get("type")
+        label = f"NUMA node P#{node.get('os_index')}"
+        if _cpuset(parent.get("cpuset")) != _cpuset(node.get("cpuset")):
+            raise CommandExecutionError(
+                f"{label} has cpuset {node.get('cpuset')} but its parent {ptype} has "
+                f"{parent.get('cpuset')}: binding to the parent would use other CPUs"
+            )
+        inner = [
+            obj
+            for obj in parent.iter("object")
+            if obj is not parent and obj.get("type") == ptype and ptype not in _NOT_NORMAL
+        ]
+        if inner:
+            raise CommandExecutionError(
+                f"{label}: its parent {ptype} contains another {ptype}, so the first "
+                f"{ptype} above a core is not the NUMA node's parent"
+            )
+        found.append({"node": int(node.get("os_index", -1)), "parent": ptype})
+    types = sorted({item["parent"] for item in found})
+    if len(types) != 1:
+        raise CommandExecutionError(f"NUMA nodes have parents of different types: {types}")
+    (ptype,) = types
+    if ptype not in HWLOC_TYPES:
+        raise CommandExecutionError(f"unknown hwloc object type {ptype!r} above the NUMA nodes")
+    return {"type": ptype, "value": HWLOC_TYPES[ptype], "nodes": found}

@@ -1,10 +1,10 @@
 """
 States of the coturn formula that plain Salt states cannot express: refuse a host
-whose firewall the coturn table would break, install packages and record which
-ones labsalt installed (so that clean removes only those), keep the package's
-original of a file labsalt takes over and put it back on clean, and remove
+whose firewall the coturn table would break, keep the package's original of a
+file labsalt takes over and put it back on clean, and remove
 directories labsalt created only when they are empty.  The logic is in the
-``coturn`` execution module; test mode changes nothing and predicts.
+``coturn`` execution module; test mode changes nothing and predicts.  Packages
+are installed and recorded by the shared ``labsalt_packages`` states.
 """
 
 import os
@@ -49,86 +49,6 @@ def firewall_compatible(name):
         )
         return ret
     ret["comment"] = "no other input filter on this host: the coturn table can own the input path"
-    return ret
-
-
-def packages_installed(name, pkgs):
-    """
-    Install ``pkgs`` when missing and add every package that the installation
-    brought in (dependencies too) to the record ``name`` (one package a line).
-    Packages that were installed before are not recorded, so
-    ``coturn.packages_removed`` leaves them alone.
-    """
-    ret = _ret(name)
-    missing = [pkg for pkg in pkgs if not __salt__["pkg.version"](pkg)]
-    if not missing:
-        ret["comment"] = f"installed: {', '.join(pkgs)}"
-        return ret
-    if __opts__["test"]:
-        ret.update(
-            result=None,
-            changes={"installed": missing},
-            comment=f"would install {', '.join(missing)} and record it in {name}",
-        )
-        return ret
-    before = set(__salt__["pkg.list_pkgs"]())
-    try:
-        __salt__["pkg.install"](pkgs=missing)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"installing {', '.join(missing)} failed: {exc}")
-        return ret
-    after = set(__salt__["pkg.list_pkgs"]())
-    new = sorted(after - before)
-    still = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
-    if new:
-        __salt__["coturn.write_record"](name, __salt__["coturn.read_record"](name) + new)
-    if still:
-        ret.update(result=False, comment=f"{', '.join(still)} not installed")
-        return ret
-    ret.update(changes={"installed": new}, comment=f"installed {', '.join(new)} (recorded)")
-    return ret
-
-
-def packages_removed(name, pkgs=None):
-    """
-    Purge what the record ``name`` says labsalt installed: the packages of
-    ``pkgs`` it installed, then those recorded dependencies that nothing needs
-    any more (apt's autoremove candidates); other packages, and packages the
-    site had before, stay.  The record goes when done.
-    """
-    ret = _ret(name)
-    recorded = __salt__["coturn.read_record"](name)
-    installed = set(__salt__["pkg.list_pkgs"]())
-    top = [pkg for pkg in (pkgs or recorded) if pkg in recorded and pkg in installed]
-    if not recorded:
-        ret["comment"] = f"no record {name}: labsalt installed no packages here"
-        return ret
-    if __opts__["test"]:
-        ret.update(
-            result=None,
-            changes={"purged": top, "dependencies": "those recorded that nothing else needs"},
-            comment=f"would purge {', '.join(top) or 'nothing'} and its recorded dependencies",
-        )
-        return ret
-    purged = []
-    try:
-        if top:
-            __salt__["pkg.purge"](pkgs=top)
-            purged += top
-        for _ in range(5):  # dependencies of dependencies become removable in turn
-            loose = [p for p in __salt__["coturn.autoremovable"]() if p in recorded]
-            if not loose:
-                break
-            __salt__["pkg.purge"](pkgs=loose)
-            purged += loose
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"purging {', '.join(top)} failed: {exc}")
-        return ret
-    left = sorted(set(recorded) - set(purged) - set(installed))
-    os.unlink(name)
-    ret.update(changes={"purged": purged}, comment=f"purged {', '.join(purged) or 'nothing'}")
-    if left:
-        ret["comment"] += f" ({', '.join(left)} already gone)"
     return ret
 
 

@@ -92,7 +92,7 @@ def _run(name, fun, plan_kwargs, write_kwargs, done_comment):  # noqa: PLR0911
     if test and not os.path.exists(name):
         return _predict_without(name, "library", plan_kwargs)
     needs_topology = fun == "elfpatch.apply" and plan_kwargs.get("value") is None
-    if test and needs_topology and not __salt__["elfpatch.can_read_topology"]():
+    if test and needs_topology and not __salt__["topology.can_read_topology"]():
         return _predict_without(name, "topology", plan_kwargs)
     try:
         planned = __salt__["elfpatch.plan"](name, **plan_kwargs)

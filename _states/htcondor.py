@@ -70,3 +70,26 @@ def reconfigured(name):
     ret["changes"] = {"reconfig": out or "condor_reconfig done"}
     ret["comment"] = f"{name} rereads its configuration"
     return ret
+
+
+def verified(name, plan):
+    """
+    Where HTCondor is installed, ``condor_config_val`` reads the slot layout
+    ``plan`` (``topology.slot_plan``) back from the live configuration
+    (``htcondor.verify_slots``).  One line naming the first value that
+    disagrees; nothing is undone, no changes are ever reported.  Test mode
+    runs nothing.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __opts__["test"]:
+        ret["comment"] = (
+            f"would read the layout of {len(plan)} slots back with condor_config_val "
+            "(where HTCondor is installed)"
+        )
+        return ret
+    try:
+        ret["comment"] = __salt__["htcondor.verify_slots"](plan)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
+        ret["comment"] = f"htcondor verify: {exc}"
+    return ret

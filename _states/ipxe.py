@@ -181,48 +181,6 @@ def iso_extracted(name, iso):
 # --------------------------------------------------------------------------- what labsalt added
 
 
-def packages(name, pkgs, state_dir=None):
-    """
-    Install the missing packages of ``pkgs`` and record them (in
-    ``<state_dir>/installed-packages``), so that :py:func:`packages_removed`
-    removes those and leaves packages the host had before alone.
-    """
-    state_dir = state_dir or STATE_DIR
-    missing = [pkg for pkg in pkgs if not __salt__["pkg.version"](pkg)]
-    if not missing:
-        return _ret(name, comment=f"installed: {', '.join(pkgs)}")
-    changes = {pkg: {"old": "", "new": "installed"} for pkg in missing}
-    if __opts__["test"]:
-        return _ret(name, changes, f"would install {', '.join(missing)}")
-    done = __salt__["ipxe.recorded"]("installed-packages", state_dir)
-    __salt__["ipxe.record"]("installed-packages", done + missing, state_dir)
-    __salt__["pkg.install"](pkgs=missing)
-    left = [pkg for pkg in missing if not __salt__["pkg.version"](pkg)]
-    if left:
-        return _ret(name, changes, f"could not install {', '.join(left)}", False)
-    return _ret(name, changes, f"installed {', '.join(missing)}")
-
-
-def packages_removed(name, state_dir=None):
-    """Purge the packages :py:func:`packages` installed (and nothing else)."""
-    state_dir = state_dir or STATE_DIR
-    done = __salt__["ipxe.recorded"]("installed-packages", state_dir)
-    present = [pkg for pkg in done if __salt__["pkg.version"](pkg)]
-    if not present:
-        if done and not __opts__["test"]:
-            __salt__["ipxe.record"]("installed-packages", [], state_dir)
-        return _ret(name, comment="no package installed by labsalt is left")
-    changes = {pkg: {"old": "installed", "new": "purged"} for pkg in present}
-    if __opts__["test"]:
-        return _ret(name, changes, f"would purge {', '.join(present)}")
-    __salt__["pkg.purge"](pkgs=present)
-    left = [pkg for pkg in present if __salt__["pkg.version"](pkg)]
-    if left:
-        return _ret(name, changes, f"could not purge {', '.join(left)}", False)
-    __salt__["ipxe.record"]("installed-packages", [], state_dir)
-    return _ret(name, changes, f"purged {', '.join(present)}")
-
-
 def share_user(name, state_dir=None):
     """
     The share's Unix user: a system user without login shell or home, created

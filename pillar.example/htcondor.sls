@@ -34,3 +34,7 @@ htcondor:
     pin:
       priority: 600              # null: no apt pin
       # origin: null             # default: the host of url
+  # After apply, condor_config_val reads the slot layout back (where HTCondor
+  # is installed); false: not checked on this host.
+  verify:
+    enabled: true

@@ -17,3 +17,8 @@ openmpi:
     # type: Die            # default: the NUMA nodes' parent in the live topology
     # allow_unknown_builds: false
     # known_sha256: []
+  # After apply, OpenMPI reads the configuration back: ompi_info reports the
+  # binding policy and, with the patch, a singleton bound to numa starts.
+  # false: not checked on this host.
+  verify:
+    enabled: true

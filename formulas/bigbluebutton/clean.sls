@@ -20,9 +20,8 @@ bigbluebutton-install-stamp-removed:
       - {{ mapdata.paths.workdir }}/bbb-install.sh
 
 bigbluebutton-packages-removed:
-  coturn.packages_removed:
-    - name: {{ mapdata.paths.record }}
-    - pkgs: [libxml2-utils, ufw]
+  labsalt_packages.removed:
+    - record_dir: {{ mapdata.paths.record.rsplit("/", 1)[0] | json }}
     - require:
       - bbb: bigbluebutton-firewall-sip-closed
 
@@ -33,5 +32,5 @@ bigbluebutton-directories-pruned:
       - {{ mapdata.paths.record.rsplit("/", 1)[0] }}
       - {{ mapdata.paths.workdir }}
     - require:
-      - coturn: bigbluebutton-packages-removed
+      - id: bigbluebutton-packages-removed
       - file: bigbluebutton-install-stamp-removed

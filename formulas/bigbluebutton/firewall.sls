@@ -4,16 +4,16 @@
 
 # bbb-install -w enables UFW for SSH, HTTP(S) and the media ports; dial-in adds SIP.
 bigbluebutton-firewall-ufw:
-  coturn.packages_installed:
-    - name: {{ mapdata.paths.record }}
+  labsalt_packages.installed:
     - pkgs: [ufw]
+    - record_dir: {{ mapdata.paths.record.rsplit("/", 1)[0] | json }}
 
 bigbluebutton-firewall-sip:
   bbb.ufw_allowed:
     - name: {{ rule }}
     - record: {{ mapdata.paths.record.rsplit("/", 1)[0] }}/ufw-rules
     - require:
-      - coturn: bigbluebutton-firewall-ufw
+      - id: bigbluebutton-firewall-ufw
 {%- else %}
 
 bigbluebutton-firewall-sip:

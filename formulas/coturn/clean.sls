@@ -19,7 +19,7 @@ coturn-directories-pruned:
       - {{ mapdata.state_dir }}
       - /var/lib/labsalt
     - require:
-      - coturn: coturn-package-removed
+      - id: coturn-package-removed
       - file: coturn-service-drop-in-removed
       - coturn: coturn-service-site-config
       - file: coturn-config-checker-removed

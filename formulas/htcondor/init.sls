@@ -3,3 +3,5 @@ include:
   - .package.install
   - .config.file
   - .service.running
+  # condor_config_val reads the slot layout back (issue 18)
+  - .verify.checked

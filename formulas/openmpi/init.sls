@@ -4,3 +4,5 @@ include:
   - .package.install
   - .config.file
   - .singleton.patched
+  # OpenMPI reads the configuration back (issue 18)
+  - .verify.checked

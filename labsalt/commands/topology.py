@@ -6,9 +6,9 @@ htcondor formula derives from it, as text, JSON, the formula's config, or an SVG
 
 import argparse
 import html
-import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -20,13 +20,23 @@ PALETTE = ("#8dd3c7", "#fdb462", "#bebada", "#fb8072", "#80b1d3", "#b3de69", "#f
 
 
 def _topology_module():
-    """The execution module itself (``_modules/topology.py``), imported as a plain module."""
-    spec = importlib.util.spec_from_file_location(
-        "labsalt_topology_module", ext_dir("modules") / "topology.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """
+    The topology execution module (``_modules/topology.py``) through Salt's
+    loader, as the grain loads it: its functions by their short names.
+    """
+    import types  # noqa: PLC0415
+
+    import salt.config  # noqa: PLC0415  (Salt's import is slow: only when needed)
+    import salt.loader  # noqa: PLC0415
+
+    opts = salt.config.minion_config(None)
+    opts["module_dirs"] = [str(ext_dir("modules"))]
+    # Salt's default extension_modules is machine-wide (/var/cache/salt/minion/
+    # extmods) and searched first: it may hold another checkout's copy
+    with tempfile.TemporaryDirectory(prefix="labsalt-topology-") as private:
+        opts["extension_modules"] = private
+        funcs = salt.loader.raw_mod(opts, "topology", None)
+    return types.SimpleNamespace(**{name.split(".", 1)[1]: f for name, f in funcs.items()})
 
 
 def _slot_parameters(args):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_bigbluebutton import API_SECRET, FIXTURES, INSTALLER, StandIns
+from tests.support.bbb_standins import API_SECRET, FIXTURES, INSTALLER, StandIns
 
 TURN_SECRET = "e2e-TurnSecret-31337-shared"
 DIALIN_TOKEN = "E2eDialToken77"

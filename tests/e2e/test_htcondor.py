@@ -30,7 +30,19 @@ SLOTS = "/etc/condor/config.d/50-labsalt-slots.conf"
 ENVIRONMENT = "/etc/condor/config.d/50-labsalt-environment.conf"
 WRAPPER = "/usr/local/libexec/labsalt/condor-job-wrapper"
 SITE = "/usr/local/lib/python3.11/dist-packages"
-STATES = ("htcondor.config.file", "htcondor.service.running")
+STATES = ("htcondor.config.file", "htcondor.service.running", "htcondor.verify.checked")
+# HTCondor's condor_config_val for one name, read with HTCondor's own configuration
+# parser (the bindings): the stand-in package has no binaries.  Same output as
+# the real tool: the value on stdout, or "Not defined: NAME" on stderr and exit 1.
+CONFIG_VAL = """#!/usr/bin/python3
+# stand-in for HTCondor's condor_config_val (labsalt tests)
+import sys
+import htcondor2
+value = htcondor2.param.get(sys.argv[1])
+if value is None:
+    sys.exit("Not defined: " + sys.argv[1])
+print(value)
+"""
 
 
 def _copy(host, sources, dest):
@@ -99,6 +111,12 @@ def host(host_factory, snapshot, tmp_path_factory):
     host = host_factory.start("condor")
     install_standin(host, standin_condor_deb(tmp_path_factory.mktemp("deb")))
     copy_bindings(host)
+    host.run(
+        "sh",
+        "-c",
+        "cat > /usr/bin/condor_config_val && chmod 755 /usr/bin/condor_config_val",
+        input=CONFIG_VAL,
+    )
     _copy(host, [snapshot], str(Path(SNAPSHOT).parent))
     return host
 
@@ -196,12 +214,53 @@ def test_config_does_not_go_live_unchecked(host, first_apply):
     states.assert_ok(first_apply)
     before = host.path(SLOTS).read_text()
     host.run("mv", f"{SITE}/htcondor2", "/root/htcondor2.away")
+    host.run("mv", "/usr/bin/condor_config_val", "/root/condor_config_val.away")
     try:
         pillar = {"htcondor": {**PILLAR["htcondor"], "slots": {"policy": "l3"}}}
         ret = states.results(host.apply(*STATES, pillar=pillar))
     finally:
         host.run("mv", "/root/htcondor2.away", f"{SITE}/htcondor2")
+        host.run("mv", "/root/condor_config_val.away", "/usr/bin/condor_config_val")
     (slots,) = [v for v in ret.values() if v["name"] == SLOTS]
     assert slots["result"] is False
     assert "no HTCondor configuration parser" in slots["comment"]
     assert host.path(SLOTS).read_text() == before
+
+
+def verify_state(ret):
+    (verify,) = [v for v in states.results(ret).values() if v["__id__"] == "htcondor-verify"]
+    return verify
+
+
+def test_verify_reads_the_layout_back(first_apply):
+    """Issue 18: condor_config_val reads the planned layout from the live configuration."""
+    verify = verify_state(first_apply)
+    assert verify["result"] is True
+    assert verify["comment"] == "condor_config_val reads the planned layout back (2 slots, 9 names)"
+    assert not verify["changes"]
+
+
+def test_verify_names_a_site_setting_that_disagrees(host, first_apply):
+    """A site file read after labsalt's re-pins slot 1: verify fails in one line, nothing undone."""
+    states.assert_ok(first_apply)
+    site = "/etc/condor/config.d/99-site.conf"
+    host.run("sh", "-c", f"cat > {site}", input="SLOT1_CPU_AFFINITY = 0,1,2,3\n")
+    before = host.path(SLOTS).read_text()
+    try:
+        ret = host.apply(*STATES, pillar=PILLAR)
+        bad = states.failed(ret)
+        assert [v["__id__"] for v in bad.values()] == ["htcondor-verify"]
+        planned = ",".join(map(str, [*range(8), *range(16, 24)]))
+        assert verify_state(ret)["comment"] == (
+            "htcondor verify: condor_config_val reads SLOT1_CPU_AFFINITY as '0,1,2,3', "
+            f"the plan says '{planned}'"
+        )
+        assert host.path(SLOTS).read_text() == before
+        assert host.path(site).exists()
+        # test mode runs nothing (it says what it would read); turned off per host in pillar
+        predicted = verify_state(host.apply(*STATES, pillar=PILLAR, test=True))
+        assert predicted["comment"].startswith("would read the layout of 2 slots back")
+        off = {"htcondor": {**PILLAR["htcondor"], "verify": {"enabled": False}}}
+        states.assert_no_changes(host.apply(*STATES, pillar=off))
+    finally:
+        host.run("rm", "-f", site)

@@ -53,10 +53,12 @@ def test_singleton_patch_lifecycle(host):
 
     ret = host.apply("openmpi", pillar=PILLAR)
     assert_ok(ret)
-    parent = host.call("elfpatch.numa_parent")  # the host's live topology
+    parent = host.call("topology.numa_parent")  # the host's live topology
     patch = patch_state(ret)
     assert patch["changes"]["sha256"]["old"] == packaged
     assert patch["changes"]["bytes"] == {"old": "0d", "new": f"{parent['value']:02x}"}
+    verify = next(v for k, v in ret.items() if "openmpi-verify" in k)
+    assert "a singleton bound to numa starts (bound to CPUs" in verify["comment"]
     run = singleton(host)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("affinity: ")

@@ -137,6 +137,11 @@ def _connect(host, addr, port, wrapped):
     return proc.stdout.strip()
 
 
+def _all_installed(host):
+    out = host.run("dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n").stdout
+    return {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+
+
 def _diff(before, after):
     keys = sorted(set(before) | set(after))
     return [
@@ -149,6 +154,7 @@ def test_vbox_egress_coexists_with_site(host):
     assert "tcp dport 8443 reject" in site_table
     before = _snapshot(host)
     assert _installed(host, "nftables") and not _installed(host, "iptables")
+    site_pkgs = _all_installed(host)
     # The site's rule works before labsalt comes.
     assert _connect(host, BLOCKED_BY_SITE, SITE_PORT, wrapped=False) == "ConnectionRefusedError"
     assert _connect(host, ALLOWED, PORT, wrapped=False) == "reached"
@@ -163,9 +169,10 @@ def test_vbox_egress_coexists_with_site(host):
     assert _connect(host, BLOCKED_BY_SITE, SITE_PORT, wrapped=True) != "reached"
     assert _connect(host, BLOCKED_BY_SITE, SITE_PORT, wrapped=False) == "ConnectionRefusedError"
     assert _connect(host, ALLOWED, PORT, wrapped=False) == "reached"
-    assert host.run("cat", "/var/lib/labsalt/vbox_egress/installed-packages").stdout.split() == [
-        "iptables"
-    ]
+    # iptables and what apt pulled in with it; nothing the site had.
+    recorded = host.run("cat", "/var/lib/labsalt/vbox_egress/installed-packages").stdout.split()
+    assert "iptables" in recorded and "nftables" not in recorded
+    assert not set(recorded) & site_pkgs, "recorded packages the site had"
 
     assert_no_changes(host.apply("vbox_egress", pillar=PILLAR))
     assert _site_table(host) == site_table
@@ -176,6 +183,7 @@ def test_vbox_egress_coexists_with_site(host):
     assert f"table inet {TABLE}" not in host.run("nft", "list", "tables").stdout
     assert _installed(host, "nftables"), "clean removed the site's nftables"
     assert not _installed(host, "iptables"), "clean left the iptables labsalt installed"
+    assert _all_installed(host) == site_pkgs, "clean left or took packages"
     assert _diff(before, _snapshot(host)) == []
     assert _connect(host, BLOCKED_BY_SITE, SITE_PORT, wrapped=False) == "ConnectionRefusedError"
     assert host.run("systemctl", "is-enabled", "nftables.service").stdout.strip() == "enabled"

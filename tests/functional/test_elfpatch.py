@@ -3,18 +3,16 @@ elfpatch on Debian's real OpenMPI: a singleton MPI program bound to NUMA under
 fake hwloc topologies (HWLOC_XMLFILE + HWLOC_THISSYSTEM=1), run against patched
 copies of libopen-rte through LD_LIBRARY_PATH; the state through Salt's loaders;
 salt-call's exit codes; a package reinstall in a temporary root; and a patch
-process killed at random moments.
+process killed at each of its instrumented kill points.
 
 The system's own /usr/lib/x86_64-linux-gnu/libopen-rte.so.40 is never written:
 every test works on copies, and the module fixture checks its sha256 at the end.
 """
 
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -273,66 +271,68 @@ def test_reinstall_is_noticed_and_patched_again(  # noqa: PLR0917 (fixtures)
 # --------------------------------------------------------------------------- atomicity
 
 
-def _patch_process(elfpatch, lib, value, backups):
+def _patch_process(elfpatch, lib, value, backups, stop_at):
     """
-    A forked child (the module is already imported) that applies the patch when
-    told to; returns (pid, go) where writing to ``go`` starts it.
+    A forked child (the module is already imported) that applies the patch and
+    stops itself (SIGSTOP) at the kill point ``stop_at``; returns its pid.
     """
-    read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: wait for "go", patch, exit without running pytest's cleanup
+    if pid == 0:  # child: patch, exit without running pytest's cleanup
         status = 1
         try:
-            os.close(write_end)
-            os.read(read_end, 1)
+            os.environ[elfpatch.STOP_AT_VARIABLE] = stop_at
             elfpatch.apply(str(lib), RECIPE, value=value, backup_dir=str(backups))
             status = 0
         finally:
             os._exit(status)
-    os.close(read_end)
-    return pid, write_end
+    return pid
 
 
-def _go(go):
-    os.write(go, b"x")
-    os.close(go)
+# Every kill point of one patch run with a fresh backup directory, in the order
+# they are reached (the backup and its metadata first), and whether the
+# library must hold the new bytes when the process dies there.  (A backup's
+# dir-synced points are not reached in this sequence: once renamed, the next
+# run finds the backup in place.)
+KILL_POINTS = [
+    ("locked", False),
+    ("backup:temp-written", False),
+    ("backup:synced", False),
+    ("backup:renamed", False),
+    ("backup-meta:temp-written", False),
+    ("backup-meta:synced", False),
+    ("backup-meta:renamed", False),
+    ("library:temp-written", False),
+    ("library:synced", False),
+    ("library:renamed", True),
+    ("library:dir-synced", True),
+]
 
 
-def test_killed_at_random_points_leaves_old_or_new(tmp_path):
-    """SIGKILL the patch process at random moments: the library is never torn."""
+def test_killed_at_every_kill_point_leaves_old_or_new(tmp_path):
+    """
+    SIGKILL the patch process at each instrumented step (it stops itself there,
+    LABSALT_ELFPATCH_STOP_AT): the library is never torn, the original is
+    never lost, and the next run finishes the job.  No timers: the test waits
+    for the process to stop, then kills it.
+    """
     elfpatch = lab.load_module()
     lib = lab.library_copy(tmp_path / "lib")
     backups = tmp_path / "bak"
-    rng = random.Random(os.environ.get("ELFPATCH_KILL_SEED", "4711"))
-
-    # how long one apply takes once the process is ready
-    pid, go = _patch_process(elfpatch, lib, "Die", backups)
-    start = time.monotonic()
-    _go(go)
-    assert os.waitpid(pid, 0)[1] == 0
-    span = time.monotonic() - start
-
-    outcomes = {"old": 0, "new": 0}
-    deadline = time.monotonic() + 20
-    runs = 0
-    while runs < 80 and time.monotonic() < deadline:
-        runs += 1
+    original = lab.sha256(lib)
+    for step, renamed in KILL_POINTS:
         value = "Group" if elfpatch.status(str(lib), RECIPE).get("type") == "Die" else "Die"
         old = lab.sha256(lib)
         new = elfpatch.plan(str(lib), RECIPE, value=value)["sha256"]["new"]
-        pid, go = _patch_process(elfpatch, lib, value, backups)
-        delay = rng.uniform(0, span * 1.2)
-        _go(go)
-        time.sleep(delay)
+        pid = _patch_process(elfpatch, lib, value, backups, step)
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), f"{step}: the run did not reach this kill point"
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        now = lab.sha256(lib)
-        assert now in (old, new), f"run {runs}: torn library after kill at {delay * 1000:.1f} ms"
-        outcomes["new" if now == new else "old"] += 1
-        assert elfpatch.status(str(lib), RECIPE)["state"] == "patched"
-    assert runs >= 20
-    # the kills landed on both sides of the rename
-    assert outcomes["old"] and outcomes["new"], outcomes
+        assert lab.sha256(lib) == (new if renamed else old), f"killed at {step}"
+        state = elfpatch.status(str(lib), RECIPE)["state"]
+        assert state == ("patched" if renamed or old != original else "original"), step
+    # the backup of Debian's bytes survived every kill
+    assert lab.sha256(backups / original) == original
 
     # a complete run afterwards removes temporary files left by killed runs
     value = "Group" if elfpatch.status(str(lib), RECIPE).get("type") == "Die" else "Die"

@@ -125,9 +125,11 @@ def _violations(node):
     if kind in ("int", "number"):
         options.append(st.sampled_from([math.inf, -math.inf, math.nan, 10**20]))
         if "min" in node:
-            options.append(st.integers(max_value=int(node["min"]) - 1, min_value=-(10**6)))
+            low = int(node["min"]) - 1
+            options.append(st.integers(max_value=low, min_value=low - 10**6))
         if "max" in node:
-            options.append(st.integers(min_value=int(node["max"]) + 1, max_value=10**9))
+            high = int(node["max"]) + 1
+            options.append(st.integers(min_value=high, max_value=high + 10**6))
     if "one_of" in node:
         allowed = node["one_of"]
         options.append(

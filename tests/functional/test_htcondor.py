@@ -7,9 +7,11 @@ HTCondor refuses; bad pillar failing the render with one line; test mode.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -77,12 +79,40 @@ def render_slots(modules, plan, policy):
     )
 
 
+def hwloc_slots(root, policy):
+    """
+    The expected slots by hwloc's answer, not by ``topology.slot_plan``: Debian's
+    lstopo on the snapshot (``hwloc_corpus.lstopo_objects``), then one slot per
+    NUMA node with CPUs (numa) or per L3 cache (l3) holding the whole cores
+    inside it.  ``[(cores, cpus, memory_mb)]`` in CPU order; memory_mb for numa
+    is the node's ``local_memory`` (None for l3 and where a node with CPUs has no
+    memory of its own: the plan's even share there is checked by its sum only).
+    """
+    objects = hwloc_corpus.lstopo_objects(root)
+    cores = objects["Core"] or {frozenset({cpu}) for cpu in objects["PU"]}
+    if policy == "numa":
+        nodes = [v for _, v in sorted(objects["NUMANode"].items()) if v[0]]
+        groups = [(cpus, kb // 1024 if all(m for _, m in nodes) else None) for cpus, kb in nodes]
+    else:
+        groups = [(cpus, None) for cpus in objects["L3Cache"]]
+    slots = []
+    for cpus, memory in groups:
+        inside = [core for core in cores if core <= cpus]
+        if inside:
+            slots.append((len(inside), frozenset().union(*inside), memory))
+    total_mb = sum(kb // 1024 for _, kb in objects["NUMANode"].values())
+    return sorted(slots, key=lambda slot: min(slot[1])), total_mb
+
+
 @pytest.mark.parametrize("policy", ["numa", "l3", "single"])
 def test_rendered_slots_parse_back_to_the_topology(modules, snapshots, tmp_path, policy):
-    plans, requests = {}, {}
+    """What HTCondor's parser reads from the rendered file against hwloc's answer."""
+    plans, requests, expected = {}, {}, {}
     for name, root in snapshots.items():
-        topo = modules.topology.discover(str(root))
-        if policy == "l3" and not topo["l3_groups"]:
+        slots, total_mb = hwloc_slots(root, policy)
+        if policy == "l3" and not slots:
+            with pytest.raises(Exception, match="L3 cache information"):
+                modules.topology.slot_plan(policy, root=str(root))
             continue
         plan = modules.topology.slot_plan(policy, root=str(root))
         conf = tmp_path / f"{name}-{policy}.conf"
@@ -92,24 +122,35 @@ def test_rendered_slots_parse_back_to_the_topology(modules, snapshots, tmp_path,
             n = slot["id"]
             names += [f"SLOT_TYPE_{n}", f"SLOT_TYPE_{n}_PARTITIONABLE", f"SLOT{n}_CPU_AFFINITY"]
         plans[str(conf)], requests[str(conf)] = plan, names
-    assert len(plans) >= 10
+        expected[str(conf)] = (slots, total_mb)
+    # the curated corpus machines and the Threadripper snapshots; l3: those with L3 data
+    assert len(plans) == {"numa": 20, "l3": 13, "single": 20}[policy]
     for conf, values in htcondor_params(requests).items():
         plan = plans[conf]
-        assert int(values["NUM_SLOTS"]) == len(plan)
+        slots, total_mb = expected[conf]
+        if policy == "single":  # the notebook's whole-machine slot: no pinning
+            assert int(values["NUM_SLOTS"]) == 1
+            assert values["SLOT_TYPE_1"] == "cpus=100%, memory=100%"
+            assert values["SLOT_TYPE_1_PARTITIONABLE"] == "True"
+            assert values["SLOT1_CPU_AFFINITY"] is None
+            assert values["ENFORCE_CPU_AFFINITY"] is None
+            continue
+        assert int(values["NUM_SLOTS"]) == len(slots), conf
+        assert values["ENFORCE_CPU_AFFINITY"] == "True"
+        read = []
         for slot in plan:
             n = slot["id"]
             assert values[f"SLOT_TYPE_{n}_PARTITIONABLE"] == "True"
-            affinity = values[f"SLOT{n}_CPU_AFFINITY"]
-            if slot["affinity"] is None:  # the notebook's whole-machine slot: no pinning
-                assert values[f"SLOT_TYPE_{n}"] == "cpus=100%, memory=100%"
-                assert affinity is None
-                assert values["ENFORCE_CPU_AFFINITY"] is None
-                continue
-            assert values["ENFORCE_CPU_AFFINITY"] == "True"
             # HTCondor reads the list with atoi() per comma-separated item.
-            pinned = {int(item) for item in affinity.split(",")}
-            assert pinned == set(modules.topology.parse_cpulist(slot["cpus"])), conf
-            assert values[f"SLOT_TYPE_{n}"] == f"cpus={slot['cores']}, memory={slot['memory_mb']}"
+            pinned = frozenset(int(item) for item in values[f"SLOT{n}_CPU_AFFINITY"].split(","))
+            kind = re.fullmatch(r"cpus=(\d+), memory=(\d+)", values[f"SLOT_TYPE_{n}"])
+            assert kind, values[f"SLOT_TYPE_{n}"]
+            read.append((int(kind[1]), pinned, int(kind[2])))
+        read.sort(key=lambda slot: min(slot[1]))
+        assert [(c, cpus) for c, cpus, _ in read] == [(c, cpus) for c, cpus, _ in slots], conf
+        for (_, _, memory), (_, _, want) in zip(read, slots, strict=True):
+            assert memory == want or want is None, conf
+        assert sum(memory for _, _, memory in read) <= total_mb, conf
     # and the formula's checker (its check_cmd) accepts them
     for conf in list(plans)[:3]:
         result = check(conf)
@@ -245,9 +286,71 @@ def test_cli_map_json_and_svg(snapshots, tmp_path):
     ]
     svg = tmp_path / "map.svg"
     assert _cli("--root", root, "--svg", str(svg)).returncode == 0
-    # The picture in the README is this output.
-    committed = REPO / "formulas" / "htcondor" / "threadripper-1950x.svg"
-    assert svg.read_text() == committed.read_text()
+    assert_1950x_picture(svg)
+    # the picture in the README: held against the same facts, not against this output
+    assert_1950x_picture(REPO / "formulas" / "htcondor" / "threadripper-1950x.svg")
+
+
+def _boxes(path):
+    """Every box of an SVG map: (its topmost text, (x0, y0, x1, y1), texts in it)."""
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    ns = "{http://www.w3.org/2000/svg}"
+    elements = list(ET.parse(path).getroot())
+    texts = [
+        (float(e.get("x")), float(e.get("y")), e.text) for e in elements if e.tag == f"{ns}text"
+    ]
+    boxes = []
+    for e in elements:
+        if e.tag != f"{ns}rect" or e.get("width") == "100%":
+            continue
+        x, y = float(e.get("x")), float(e.get("y"))
+        box = (x, y, x + float(e.get("width")), y + float(e.get("height")))
+        inside = sorted(
+            (ty, t) for tx, ty, t in texts if box[0] <= tx <= box[2] and box[1] <= ty <= box[3]
+        )
+        # a box's label is its topmost text
+        boxes.append((inside[0][1] if inside else "", box, [t for _, t in inside]))
+    return boxes
+
+
+def assert_1950x_picture(path):
+    """
+    The Threadripper 1950X map against facts about the chip, not a golden file:
+    AMD's 1950X is one package of 2 dies = 2 NUMA nodes of 8 cores, each die 2
+    CCXes = 4 L3 groups of 4 cores; Linux numbers SMT siblings n and n+16 (the
+    lab notebook's lscpu); memory per node as its sysfs snapshot says.
+    """
+    boxes = _boxes(path)
+    cores = {label: texts for label, _, texts in boxes if label.startswith("core ")}
+    assert sorted(cores, key=lambda t: int(t.split()[1])) == [f"core {n}" for n in range(16)]
+    for label, texts in cores.items():
+        n = int(label.split()[1])
+        assert f"PU {n},{n + 16}" in texts, label
+    l3 = {label: box for label, box, _ in boxes if label.startswith("L3 ")}
+    assert sorted(l3) == ["L3 0", "L3 1", "L3 2", "L3 3"]
+
+    def within(box, outer):
+        return (
+            outer[0] <= box[0] and outer[1] <= box[1] and box[2] <= outer[2] and box[3] <= outer[3]
+        )
+
+    core_boxes = {label: box for label, box, _ in boxes if label.startswith("core ")}
+    for k in range(4):
+        inside = {c for c, box in core_boxes.items() if within(box, l3[f"L3 {k}"])}
+        assert inside == {f"core {n}" for n in range(4 * k, 4 * k + 4)}, k
+    numa = {
+        label.split("  ")[0]: (label, box) for label, box, _ in boxes if label.startswith("NUMA")
+    }
+    assert sorted(numa) == ["NUMA node 0", "NUMA node 1"]
+    assert numa["NUMA node 0"][0].endswith(f"{16370604 / 1024**2:.1f} GiB")
+    assert numa["NUMA node 1"][0].endswith(f"{16512232 / 1024**2:.1f} GiB")
+    for node, groups in (("NUMA node 0", ("L3 0", "L3 1")), ("NUMA node 1", ("L3 2", "L3 3"))):
+        held = {g for g, box in l3.items() if within(box, numa[node][1])}
+        assert held == set(groups), node
+    text = Path(path).read_text()
+    assert "HTCondor slot 1: 8 cores, CPUs 0-7,16-23" in text
+    assert "HTCondor slot 2: 8 cores, CPUs 8-15,24-31" in text
 
 
 def test_cli_errors_are_one_line(tmp_path, snapshots):

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import elfpatch_lab as lab
 from tests.support import sysfs_snapshot
-from tests.support.states import assert_no_changes, assert_ok, changed
+from tests.support.states import assert_no_changes, assert_ok, changed, failed, results
 
 # The sysfs snapshot each fake hwloc topology corresponds to (NUMA nodes, L3).
 SNAPSHOT_OF = {
@@ -239,6 +239,9 @@ def test_checker_refuses_unknown_parameter(modules, monkeypatch, topologies, sna
     )
     ret = modules.state.apply("openmpi", pillar=pillar).raw
     bad = {k: v for k, v in ret.items() if v["result"] is False}
+    # verify does not run on a configuration that did not go live
+    assert by_id(ret)["openmpi-verify"]["comment"].startswith("One or more requisite failed")
+    bad.pop(next(k for k in bad if "openmpi-verify" in k))
     assert [k.split("_|-")[1] for k in bad] == ["openmpi-mca-params"]
     assert "OpenMPI has no MCA parameter hwloc_base_bindng_policy" in str(bad)
     assert mca.read_text() == pristine
@@ -364,3 +367,80 @@ def test_workstation_renders_and_predicts_without_hwloc():
     assert patch["result"] is None
     assert "decided when the state runs, after hwloc is installed" in patch["comment"]
     assert shutil.which("lstopo-no-graphics")  # outside the namespace hwloc is still there
+
+
+def by_id(ret):
+    return {k.split("_|-")[1]: v for k, v in results(ret).items()}
+
+
+def test_verify_reads_the_policy_back_and_names_a_site_override(
+    modules, monkeypatch, topologies, snapshots, root
+):
+    """Issue 18: ompi_info reports the configured policy; a site line that overrides it fails."""
+    use_topology(monkeypatch, topologies["die"])
+    mca = root / "etc/openmpi/openmpi-mca-params.conf"
+    pillar = pillar_for(root, topology_root=str(snapshots["die"]), policy="numa")
+    predicted = by_id(modules.state.apply("openmpi", pillar=pillar, test=True).raw)
+    assert predicted["openmpi-verify"]["comment"].startswith("would check")
+    assert not predicted["openmpi-verify"]["changes"]
+    assert not (root / "etc/profile.d/labsalt-mpi.sh").exists()
+
+    ret = by_id(modules.state.apply("openmpi", pillar=pillar).raw)
+    assert ret["openmpi-verify"]["result"] is True
+    assert ret["openmpi-verify"]["comment"] == "ompi_info reports binding policy numa"
+    # verify runs after the file it reads is written
+    assert ret["openmpi-verify"]["__run_num__"] > ret["openmpi-mca-params"]["__run_num__"]
+
+    # the site adds a line after labsalt's block (OpenMPI takes the last one)
+    mca.write_text(mca.read_text().rstrip("\n") + "\nhwloc_base_binding_policy = core\n")
+    site = mca.read_text()
+    line = len(site.splitlines())
+    ret = modules.state.apply("openmpi", pillar=pillar).raw
+    bad = failed(ret)
+    assert [k.split("_|-")[1] for k in bad] == ["openmpi-verify"]
+    (comment,) = [v["comment"] for v in bad.values()]
+    assert comment == (
+        "openmpi verify: ompi_info reports hwloc_base_binding_policy 'core' "
+        f"(file ({mca}:{line})), not the configured 'numa'"
+    )
+    assert mca.read_text() == site  # nothing undone
+
+    # turned off for this host in pillar
+    pillar["openmpi"]["verify"] = {"enabled": False}
+    assert_no_changes(modules.state.apply("openmpi", pillar=pillar).raw)
+
+
+def test_verify_fails_when_a_singleton_cannot_bind_to_numa(
+    modules, monkeypatch, topologies, snapshots, root
+):
+    """
+    Issue 18, the lab notebook's check: with the patch, a singleton bound to
+    numa starts.  Pillar pins the patch's type to Die; on a machine whose NUMA
+    nodes sit in Packages (the fake topology changed under it) the patched
+    library binds to an object that does not exist and the singleton aborts.
+    """
+    use_topology(monkeypatch, topologies["die"])
+    pillar = pillar_for(
+        root, topology_root=str(snapshots["die"]), singleton_patch={"enabled": True, "type": "Die"}
+    )
+    ret = by_id(modules.state.apply("openmpi", pillar=pillar).raw)
+    assert ret["openmpi-verify"]["result"] is True, ret["openmpi-verify"]["comment"]
+    assert "a singleton bound to numa starts (bound to CPUs 0)" in ret["openmpi-verify"]["comment"]
+    assert ret["openmpi-verify"]["__run_num__"] > ret["openmpi-singleton-numa-patch"]["__run_num__"]
+
+    use_topology(monkeypatch, topologies["package"])
+    patched = lab.sha256(root / "lib" / "libopen-rte.so.40")
+    ret = modules.state.apply("openmpi", pillar=pillar).raw
+    bad = failed(ret)
+    assert [k.split("_|-")[1] for k in bad] == ["openmpi-verify"]
+    (comment,) = [v["comment"] for v in bad.values()]
+    assert "\n" not in comment
+    assert comment.startswith(
+        "openmpi verify: a singleton MPI program bound to numa does not start "
+        f"({root / 'lib' / 'libopen-rte.so.40'}): "
+    )
+    # OpenMPI's own words (which of its messages comes first varies)
+    assert comment.endswith(
+        ("Setting processor affinity failed failed", "error occurred in MPI_Init")
+    )
+    assert lab.sha256(root / "lib" / "libopen-rte.so.40") == patched  # nothing undone

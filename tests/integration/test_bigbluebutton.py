@@ -17,84 +17,22 @@ import shutil
 import subprocess
 import sys
 import threading
-import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.bbb_standins import API_SECRET, FIXTURES, INSTALLER, MM_TOKEN, StandIns
+
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "bbb"
 TURN_SECRET = "it-TurnSecret-0815-bbbhost"
 DIALIN_TOKEN = "Tok3nDial1nZZ42"
-API_SECRET = "Q7nVb2kLr9TzW4xYcP1mHs8dFg3jKa6e"  # in fixtures/bbb/bbb-web.properties
-MM_TOKEN = "mmAdminToken4711abcdef"
-INSTALLER = """#!/bin/bash
-# Stand-in for bbb-install.sh: records its flags next to itself.
-set -e
-printf '%s\\n' "$@" > "$(dirname "$0")/installer-args"
-"""
 
 pytestmark = [
     pytest.mark.skipif(not shutil.which("xmllint"), reason="xmllint not installed"),
     # labsalt's generated Salt config (and Salt's logs) in a temp dir, not ~/.cache
     pytest.mark.usefixtures("private_salt_config"),
 ]
-
-
-class StandIns(http.server.BaseHTTPRequestHandler):
-    """The installer download, bbb-web's API and Mattermost's config API."""
-
-    installer = INSTALLER.encode()
-    calls = []
-    mattermost = {"PluginSettings": {"Plugins": {"other": {"x": 1}}}}
-
-    def do_GET(self):  # noqa: N802  (http.server's name)
-        url = urllib.parse.urlsplit(self.path)
-        if url.path == "/bbb-install.sh":
-            return self._send(200, self.installer, "text/x-shellscript")
-        if url.path.startswith("/api/v4/"):
-            return self._mattermost()
-        call = url.path.removeprefix("/bigbluebutton/api/")
-        query, _, checksum = url.query.rpartition("checksum=")
-        query = query.rstrip("&")
-        algorithm = {40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"}.get(len(checksum))
-        expected = algorithm and hashlib.new(algorithm, f"{call}{query}{API_SECRET}".encode())
-        self.calls.append((call, algorithm))
-        if not expected or expected.hexdigest() != checksum:
-            body = "<returncode>FAILED</returncode><messageKey>checksumError</messageKey>"
-        elif call == "getMeetings":
-            body = "<returncode>SUCCESS</returncode><meetings/>"
-        elif call == "isMeetingRunning":
-            body = "<returncode>SUCCESS</returncode><running>false</running>"
-        else:
-            body = "<returncode>FAILED</returncode><messageKey>unknown</messageKey>"
-        return self._send(200, f"<response>{body}</response>".encode(), "text/xml")
-
-    def do_PUT(self):  # noqa: N802
-        return self._mattermost()
-
-    def _mattermost(self):
-        if self.headers.get("Authorization") != f"Bearer {MM_TOKEN}":
-            return self._send(401, b'{"id": "api.context.session_expired.app_error"}', "x/json")
-        if self.command == "PUT" and self.path == "/api/v4/config/patch":
-            patch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            self.calls.append(("mattermost-patch", None))
-            plugins = self.mattermost["PluginSettings"]["Plugins"]
-            plugins.update(patch["PluginSettings"]["Plugins"])
-        elif self.path != "/api/v4/config":
-            return self._send(404, b"{}", "application/json")
-        return self._send(200, json.dumps(self.mattermost).encode(), "application/json")
-
-    def _send(self, code, body, ctype):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ Stand-ins for a BigBlueButton host (BBB needs Ubuntu; the test hosts are Debian)
   the secret in the seeded bbb-web.properties: hash of call + query + secret, as
   bbb-web does) and Mattermost's config API (bearer ``MM_TOKEN``).
 
-The same stand-ins as tests/integration/test_bigbluebutton.py and
-tests/e2e/test_bigbluebutton_conference.py (which still keep their own copy).
+Used by tests/integration/test_bigbluebutton.py, tests/e2e/test_bigbluebutton_conference.py
+and the bare-host test.
 """
 
 import contextlib

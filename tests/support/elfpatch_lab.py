@@ -55,13 +55,31 @@ other_switch:
 """
 
 
-def load_module():
-    """_modules/elfpatch.py as a plain module (no Salt loader)."""
+def _plain(name):
     spec = importlib.util.spec_from_file_location(
-        "elfpatch_under_test", REPO / "_modules" / "elfpatch.py"
+        f"{name}_under_test", REPO / "_modules" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def load_topology():
+    """_modules/topology.py as a plain module (no Salt loader)."""
+    return _plain("topology")
+
+
+def load_module():
+    """
+    _modules/elfpatch.py as a plain module (no Salt loader), with the one
+    cross-module call it makes (``topology.numa_parent``) wired to topology's.
+    """
+    module = _plain("elfpatch")
+    topology = load_topology()
+    module.__salt__ = {
+        "topology.numa_parent": topology.numa_parent,
+        "topology.can_read_topology": topology.can_read_topology,
+    }
     return module
 
 

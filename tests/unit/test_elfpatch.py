@@ -5,6 +5,7 @@ read from hwloc topologies made by lstopo.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ SYMBOL = "orte_ess_base_proc_binding"
 RECIPE = lab.RECIPE
 
 elfpatch = lab.load_module()
+topology = lab.load_topology()
 
 
 @pytest.fixture
@@ -281,16 +283,62 @@ def test_recipes_file_checked(tmp_path):
         elfpatch.status("/bin/true", "nope")
 
 
-def test_shipped_recipes_have_known_debian_build():
-    recipes = elfpatch.load_recipes()
-    builds = {b["name"]: b for b in recipes[RECIPE]["builds"]}
+def _hwloc_enum(names):
+    """hwloc_obj_type_t values as Debian's hwloc.h defines them (compiled with gcc)."""
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "types.c"
+        source.write_text(
+            "#include <hwloc.h>\n#include <stdio.h>\nint main(void) {\n"
+            + "".join(f'  printf("{n} %d\\n", (int)HWLOC_OBJ_{n.upper()});\n' for n in names)
+            + "  return 0;\n}\n"
+        )
+        binary = Path(work) / "types"
+        subprocess.run(["gcc", "-o", str(binary), str(source)], check=True, capture_output=True)
+        out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
+
+
+def _disassemble(code):
+    """objdump's Intel-syntax reading of raw x86-64 bytes: [(offset, instruction)]."""
+    with tempfile.NamedTemporaryFile(suffix=".bin") as handle:
+        handle.write(code)
+        handle.flush()
+        out = subprocess.run(
+            ["objdump", "-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", handle.name],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    found = re.findall(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{2} )+\s*(.+?)\s*$", out, re.M)
+    return [(int(offset, 16), " ".join(text.split())) for offset, text in found]
+
+
+def test_shipped_recipes_agree_with_hwloc_h_and_the_notebooks_bytes():
+    """
+    The recipe's numbers held against sources other than the recipe: the
+    parameter's choices and the patched original (NUMANODE) against the enum in
+    Debian's hwloc.h; the Ubuntu build's pattern against the lab notebook's 15
+    bytes, which objdump decodes as ``cmp ax,3; jne; mov edx,0xd``.
+    """
+    recipe = elfpatch.load_recipes()[RECIPE]
+    choices = recipe["parameter"]["choices"]
+    enum = _hwloc_enum([*choices, "NUMANode"])
+    assert {name: enum[name] for name in choices} == choices
+    builds = {b["name"]: b for b in recipe["builds"]}
     assert set(builds) >= {"debian-12-openmpi-4.1.4", "ubuntu-20.04-openmpi-4.0.3"}
-    assert builds["ubuntu-20.04-openmpi-4.0.3"]["code"].replace(" ", "") == (
-        "6683f8030f85????????ba[0d]000000"
-    )
+    assert builds["debian-12-openmpi-4.1.4"]["data"].split()[0] == f"[{enum['NUMANode']:02x}]"
+
+    notebook = bytes.fromhex("66 83 f8 03 0f 85 70 02 00 00 ba 0d 00 00 00")
+    tokens = builds["ubuntu-20.04-openmpi-4.0.3"]["code"].split()
+    assert len(tokens) == len(notebook)
+    for token, byte in zip(tokens, notebook, strict=True):
+        assert token == "??" or int(token.strip("[]"), 16) == byte, token
+    patched = [i for i, token in enumerate(tokens) if token.startswith("[")]
+    assert patched == [11]  # the low byte of mov edx's 32-bit immediate
+    instructions = _disassemble(notebook)
+    assert [text.split()[0] for _, text in instructions] == ["cmp", "jne", "mov"]
+    assert instructions[2] == (10, f"mov edx,0x{enum['NUMANode']:x}")
 
 
-# --------------------------------------------------------------------------- topology
+# ------------------------------------------------- topology.numa_parent (moved from elfpatch)
 
 
 @pytest.mark.parametrize(
@@ -302,7 +350,7 @@ def test_numa_parent_from_lstopo(tmp_path, monkeypatch, kind, expected):
     xml = lab.topology(tmp_path, kind)
     monkeypatch.setenv("HWLOC_XMLFILE", str(xml))
     monkeypatch.setenv("HWLOC_THISSYSTEM", "1")
-    found = elfpatch.numa_parent()  # runs lstopo-no-graphics, which reads HWLOC_XMLFILE
+    found = topology.numa_parent()  # runs lstopo-no-graphics, which reads HWLOC_XMLFILE
     assert (found["type"], found["value"]) == expected
     assert len(found["nodes"]) == 2
 
@@ -317,14 +365,14 @@ def test_numa_parent_refuses_cpuset_mismatch(tmp_path):
     )
     xml.write_text(text)
     with pytest.raises(CommandExecutionError, match="NUMA node P#0 has cpuset 0x00000003 but"):
-        elfpatch.numa_parent(str(xml))
+        topology.numa_parent(str(xml))
 
 
 def test_numa_parent_refuses_nested_same_type(tmp_path):
     xml = lab.topology(tmp_path, "group")
     xml.write_text(xml.read_text().replace('type="L3Cache"', lab.GROUP_ATTRS))
     with pytest.raises(CommandExecutionError, match="contains another Group"):
-        elfpatch.numa_parent(str(xml))
+        topology.numa_parent(str(xml))
 
 
 def test_numa_parent_refuses_mixed_types(tmp_path):
@@ -332,7 +380,13 @@ def test_numa_parent_refuses_mixed_types(tmp_path):
     text = xml.read_text()
     xml.write_text(text.replace('type="Die"', lab.GROUP_ATTRS, 1))
     with pytest.raises(CommandExecutionError, match="parents of different types"):
-        elfpatch.numa_parent(str(xml))
+        topology.numa_parent(str(xml))
+
+
+def test_elfpatch_numa_parent_is_topologys(tmp_path):
+    """elfpatch.numa_parent stays as a compatibility name for topology.numa_parent."""
+    xml = lab.topology(tmp_path, "die")
+    assert elfpatch.numa_parent(str(xml)) == topology.numa_parent(str(xml))
 
 
 # --------------------------------------------------------------------------- issue 15
@@ -421,7 +475,7 @@ def test_state_predicts_without_hwloc_library_or_module(tmp_path, backups, monke
     functions = {
         "elfpatch.plan": elfpatch.plan,
         "elfpatch.status": elfpatch.status,
-        "elfpatch.can_read_topology": lambda: False,  # lstopo-no-graphics not installed yet
+        "topology.can_read_topology": lambda: False,  # lstopo-no-graphics not installed yet
     }
     state = _load_state(functions, test=True)
     ret = state.patched(str(lib), RECIPE, allow_unknown=True, backup_dir=backups)

@@ -10,9 +10,9 @@ include:
 # The dial plan's check_cmd (installed and recorded: clean purges it only if
 # labsalt installed it).
 bigbluebutton-xmllint:
-  coturn.packages_installed:
-    - name: {{ mapdata.paths.record }}
+  labsalt_packages.installed:
     - pkgs: [libxml2-utils]
+    - record_dir: {{ mapdata.paths.record.rsplit("/", 1)[0] | json }}
 
 # Phone dial-in (the notebook's plan): the provider sends calls to the secret
 # token; the caller enters the conference PIN and is transferred into the
@@ -30,7 +30,7 @@ bigbluebutton-dialin-plan:
     - show_changes: false
     - check_cmd: /usr/bin/xmllint --noout
     - require:
-      - coturn: bigbluebutton-xmllint
+      - id: bigbluebutton-xmllint
 {%-   if mapdata.installer.enabled %}
       - bbb: bigbluebutton-installed
 {%-   endif %}

@@ -15,7 +15,7 @@ coturn-config-checker:
     - makedirs: true
     - mode: "0755"
     - require:
-      - coturn: coturn-package
+      - id: coturn-package
 
 # labsalt owns turnserver.conf (coturn reads one file, no includes); the
 # package's (or the site's) original is kept for coturn.clean.
@@ -25,7 +25,7 @@ coturn-config-original:
     - backup: {{ mapdata.state_dir }}/turnserver.conf.orig
     - marker: "# Managed by Salt (labsalt coturn formula)"
     - require:
-      - coturn: coturn-package
+      - id: coturn-package
 
 coturn-config:
   file.managed:
@@ -41,6 +41,6 @@ coturn-config:
     - show_changes: false
     - check_cmd: {{ mapdata.checker }}
     - require:
-      - coturn: coturn-package
+      - id: coturn-package
       - coturn: coturn-config-original
       - file: coturn-config-checker

@@ -11,9 +11,9 @@ include:
 
 # nft, installed (and recorded) only after the coexistence check passed.
 coturn-firewall-package:
-  coturn.packages_installed:
-    - name: {{ mapdata.state_dir }}/installed-packages
+  labsalt_packages.installed:
     - pkgs: [nftables]
+    - record_dir: {{ mapdata.state_dir | json }}
     - require:
       - coturn: coturn-firewall-compatible
 
@@ -31,7 +31,7 @@ coturn-firewall-rules:
         udp_ports: {{ turn_ports | json }}
     - check_cmd: /usr/sbin/nft --check --file
     - require:
-      - coturn: coturn-firewall-package
+      - id: coturn-firewall-package
 {%- else %}
 
 include:

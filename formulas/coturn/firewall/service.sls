@@ -32,7 +32,7 @@ coturn-firewall-unit:
         [Install]
         WantedBy=multi-user.target
     - require:
-      - coturn: coturn-firewall-package
+      - id: coturn-firewall-package
 
 coturn-firewall-service:
   service.running:

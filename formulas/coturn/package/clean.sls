@@ -7,9 +7,8 @@ include:
 # Only what labsalt installed (its record): coturn, nftables and their
 # dependencies if they came with labsalt; packages the site had stay.
 coturn-package-removed:
-  coturn.packages_removed:
-    - name: {{ mapdata.state_dir }}/installed-packages
-    - pkgs: [{{ mapdata.package }}, nftables]
+  labsalt_packages.removed:
+    - record_dir: {{ mapdata.state_dir | json }}
     - require:
       - coturn: coturn-config-original-restored
       - file: coturn-firewall-files-removed

@@ -16,9 +16,9 @@ coturn-firewall-compatible:
 # Installed and recorded (dependencies too), so that coturn.clean purges only
 # what labsalt brought; a coturn the site had stays.
 coturn-package:
-  coturn.packages_installed:
-    - name: {{ mapdata.state_dir }}/installed-packages
-    - pkgs: [{{ mapdata.package }}]
+  labsalt_packages.installed:
+    - pkgs: [{{ mapdata.package | json }}]
+    - record_dir: {{ mapdata.state_dir | json }}
 {%- if fw.enabled %}
     - require:
       - coturn: coturn-firewall-compatible

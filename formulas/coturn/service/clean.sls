@@ -26,4 +26,4 @@ coturn-service-site-config:
       - coturn: coturn-config-original-restored
       - file: coturn-service-drop-in-removed
     - require:
-      - coturn: coturn-package-removed
+      - id: coturn-package-removed

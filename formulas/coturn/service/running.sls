@@ -14,7 +14,7 @@ coturn-service-bind-low-ports:
         AmbientCapabilities=CAP_NET_BIND_SERVICE
         LimitNOFILE=1048576
     - require:
-      - coturn: coturn-package
+      - id: coturn-package
 
 # systemd only reads the drop-in on daemon-reload.  Salt's service functions
 # reload only when `systemctl status` warns that the unit changed on disk, which

@@ -20,7 +20,7 @@ ipxe-dnsmasq-conf:
     - makedirs: True
     - check_cmd: {{ dhcp.dnsmasq }} --test -C
     - require:
-      - ipxe: ipxe-packages
+      - id: ipxe-packages
 
 ipxe-dnsmasq-unit:
   file.managed:

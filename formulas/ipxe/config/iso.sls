@@ -12,5 +12,5 @@ ipxe-extract-{{ installer.id }}:
     - iso: {{ installer.iso }}
     - require:
       - file: ipxe-installers-dir
-      - ipxe: ipxe-packages
+      - id: ipxe-packages
 {%- endfor %}

@@ -25,7 +25,7 @@ ipxe-smb-conf:
     - makedirs: True
     - check_cmd: {{ samba.testparm }} --suppress-prompt
     - require:
-      - ipxe: ipxe-packages
+      - id: ipxe-packages
 
 ipxe-smb-conf-include:
   ipxe.block:
@@ -44,7 +44,7 @@ ipxe-share-user:
     - name: {{ mapdata.share.user }}
     - state_dir: {{ mapdata.state_dir }}
     - require:
-      - ipxe: ipxe-packages
+      - id: ipxe-packages
 
 ipxe-share-samba-user:
   ipxe.samba_user:

@@ -21,7 +21,7 @@ ipxe-tftpd-defaults:
     - body: {{ salt["ipxe.shell_assignments"](settings) | json }}
     - check: [/bin/sh, -n]
     - require:
-      - ipxe: ipxe-packages
+      - id: ipxe-packages
 
 {%- for binary in [mapdata.ipxe_binaries.bios, mapdata.ipxe_binaries.uefi] %}
 
@@ -31,5 +31,5 @@ ipxe-binary-{{ binary }}:
     - source: {{ mapdata.ipxe_binaries.source_dir }}/{{ binary }}
     - require:
       - file: ipxe-tftp-root
-      - ipxe: ipxe-packages
+      - id: ipxe-packages
 {%- endfor %}

@@ -8,6 +8,6 @@
 {%- endif %}
 
 ipxe-packages:
-  ipxe.packages:
+  labsalt_packages.installed:
     - pkgs: {{ pkgs | json }}
-    - state_dir: {{ mapdata.state_dir }}
+    - record_dir: {{ mapdata.state_dir | json }}

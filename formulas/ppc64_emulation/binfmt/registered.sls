@@ -45,4 +45,4 @@ ppc64-binfmt-entry:
     - flags: {{ b.flags | json }}
     - record: {{ (mapdata.state_dir ~ "/binfmt-" ~ b.name ~ ".json") | json }}
     - require:
-      - pkg: ppc64-emulation-packages
+      - id: ppc64-emulation-packages

@@ -1,26 +1,9 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
-{%- set record = mapdata.state_dir ~ "/installed-packages" %}
 {#- Only what labsalt installed (its record); packages the host had stay. #}
-{%- set ours = [] %}
-{%- if salt["file.file_exists"](record) %}
-{%-   for name in salt["file.read"](record).split() %}
-{%-     if name not in ours %}{% do ours.append(name) %}{% endif %}
-{%-   endfor %}
-{%- endif %}
-{%- if ours %}
-
-ppc64-emulation-packages-purged:
-  pkg.purged:
-    - pkgs: {{ ours | json }}
-{%- endif %}
 
 ppc64-emulation-packages-record-absent:
-  file.absent:
-    - name: {{ record | json }}
-{%- if ours %}
-    - require:
-      - pkg: ppc64-emulation-packages-purged
-{%- endif %}
+  labsalt_packages.removed:
+    - record_dir: {{ mapdata.state_dir | json }}
 {#- Directories labsalt created (recipe_dir, persist_dir and their parents),
     deepest first, each only when empty. #}
 {%- set dirs_record = mapdata.state_dir ~ "/created-dirs" %}
@@ -44,7 +27,7 @@ ppc64-emulation-created-dir-pruned-{{ loop.index }}:
         mindepth: 1
         maxdepth: 1
     - require:
-      - file: ppc64-emulation-packages-record-absent
+      - id: ppc64-emulation-packages-record-absent
     - require_in:
       - file: ppc64-emulation-state-dir-absent
 {%- endfor %}
@@ -55,7 +38,7 @@ ppc64-emulation-state-dir-absent:
   file.absent:
     - name: {{ mapdata.state_dir | json }}
     - require:
-      - file: ppc64-emulation-packages-record-absent
+      - id: ppc64-emulation-packages-record-absent
 
 ppc64-emulation-state-parent-pruned:
   file.pruned:

@@ -10,4 +10,4 @@ vbox-egress-filter:
     - table: {{ mapdata.table | json }}
     - classid: {{ mapdata.classid | json }}
     - require:
-      - pkg: vbox-egress-packages
+      - id: vbox-egress-packages

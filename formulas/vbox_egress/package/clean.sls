@@ -1,26 +1,9 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
-{%- set record = mapdata.state_dir ~ "/installed-packages" %}
 {#- Only what labsalt installed (its record); packages the host had stay. #}
-{%- set ours = [] %}
-{%- if salt["file.file_exists"](record) %}
-{%-   for name in salt["file.read"](record).split() %}
-{%-     if name not in ours %}{% do ours.append(name) %}{% endif %}
-{%-   endfor %}
-{%- endif %}
-{%- if ours %}
-
-vbox-egress-packages-purged:
-  pkg.purged:
-    - pkgs: {{ ours | json }}
-{%- endif %}
 
 vbox-egress-packages-record-absent:
-  file.absent:
-    - name: {{ record | json }}
-{%- if ours %}
-    - require:
-      - pkg: vbox-egress-packages-purged
-{%- endif %}
+  labsalt_packages.removed:
+    - record_dir: {{ mapdata.state_dir | json }}
 
 # The record directory is this formula's own; /var/lib/labsalt goes too when
 # nothing else (another formula's records) is left in it.
@@ -28,7 +11,7 @@ vbox-egress-state-dir-absent:
   file.absent:
     - name: {{ mapdata.state_dir | json }}
     - require:
-      - file: vbox-egress-packages-record-absent
+      - id: vbox-egress-packages-record-absent
 
 vbox-egress-state-parent-pruned:
   file.pruned:
