@@ -14,6 +14,7 @@ import json
 import os
 import pkgutil
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ import yaml
 from labsalt import fleet
 from labsalt.config import (
     EXTRA_PILLAR,
+    EXTRA_PILLAR_ENV,
+    EXTRA_PILLAR_GLOB,
     LabsaltError,
     atomic_write,
     formulas,
@@ -165,23 +168,33 @@ def _read_extra_pillar(args):
 
 class ExtraPillar:
     """
-    The extra pillar of one run, in a 0600 file in the private config dir that
-    ``_pillar/labsalt_extra.py`` merges over the pillar tree (for salt-call and
-    salt-ssh alike); removed when the run ends.  Nothing reaches a command line.
+    The extra pillar of one run, in a 0600 file of its own in the private config
+    dir that ``_pillar/labsalt_extra.py`` merges over the pillar tree (for
+    salt-call and salt-ssh alike); removed when the run ends.  Nothing reaches a
+    command line.  The file is named per run and handed to Salt through the
+    environment, so concurrent runs with one config dir never read each other's.
     """
 
     def __init__(self, conf, data):
-        self.path = Path(conf) / EXTRA_PILLAR
+        self.conf = Path(conf)
         self.data = data
+        self.path = None
 
     def __enter__(self):
-        self.path.unlink(missing_ok=True)  # a crashed run's leftover
+        for stale in self.conf.glob(EXTRA_PILLAR_GLOB):  # crashed runs' leftovers
+            pid = stale.name.split(".")[1]
+            if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+                stale.unlink(missing_ok=True)
         if self.data:
+            self.path = self.conf / EXTRA_PILLAR.format(pid=os.getpid(), token=secrets.token_hex(6))
             atomic_write(self.path, yaml.safe_dump(self.data), mode=0o600)
+            os.environ[EXTRA_PILLAR_ENV] = str(self.path)
         return self
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        os.environ.pop(EXTRA_PILLAR_ENV, None)
+        if self.path:
+            self.path.unlink(missing_ok=True)
 
 
 def _state_args(args, fun="state.apply"):

@@ -9,8 +9,11 @@ import yaml
 
 from labsalt.loader import SOURCE_DIRS, ext_dir
 
-# The extra pillar of one run, in the private config dir (see write_extra_pillar).
-EXTRA_PILLAR = "extra-pillar.yaml"
+# The extra pillar of one run: a file per run in the private config dir, named
+# to Salt by an environment variable (see cli.ExtraPillar, _pillar/labsalt_extra.py).
+EXTRA_PILLAR = "extra-pillar.{pid}.{token}.yaml"
+EXTRA_PILLAR_GLOB = "extra-pillar.*.yaml"
+EXTRA_PILLAR_ENV = "LABSALT_EXTRA_PILLAR"
 
 
 class LabsaltError(Exception):
@@ -141,7 +144,7 @@ def write_config(root, pillar_dir, minion_id=None):
         "outputter_dirs": [str(ext_dir("output"))],
         # Extra pillar for one run (--pillar-file, --pillar-data): a 0600 file in
         # this directory, read by _pillar/labsalt_extra.py, never a command line.
-        "ext_pillar": [{"labsalt_extra": str(conf / EXTRA_PILLAR)}],
+        "ext_pillar": [{"labsalt_extra": str(conf)}],
         **private_paths(conf),
         # Modules load from the checkout (module_dirs above), never from a synced
         # copy in extmods that would win over it once the checkout changes.

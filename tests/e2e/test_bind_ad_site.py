@@ -9,8 +9,11 @@ and bind_ad.clean leaves /etc and /var/lib/bind as they were before the apply
 site's that the pillar contradicts stops the run with one line naming it.
 """
 
+import re
+
 import pytest
 
+from tests.support import snapshot
 from tests.support.states import assert_no_changes, assert_ok, failed
 
 DOMAIN = "ad.labsalt.test"
@@ -53,12 +56,11 @@ $TTL 3600
 @ IN NS ns.site.example.
 50 IN PTR host.site.example.
 """
-# What is compared before apply and after clean: every file under /etc, and
-# /var/lib/bind without named's journals and caches.
-LISTING = (
-    "find /etc /var/lib/bind -xdev -type f "
-    "! -name '*.jnl' ! -name '*.jbk' ! -name 'managed-keys.bind*' ! -name '*.mkeys*' "
-    "-print0 | sort -z | xargs -0 sha256sum"
+# What is compared before apply and after clean: labsalt's trees and
+# /var/lib/bind, without named's journals and managed-keys caches.
+TREES = (*snapshot.TREES, "/var/lib/bind")
+RUNTIME = re.compile(
+    snapshot.VOLATILE.pattern + r"|\.(jnl|jbk)$|/managed-keys\.bind[^/]*$|\.mkeys[^/]*$"
 )
 
 
@@ -81,7 +83,7 @@ def dig(host, *args):
 
 
 def listing(host):
-    return host.run("sh", "-c", LISTING).stdout
+    return snapshot.files(host, TREES, RUNTIME)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +119,7 @@ def test_bind_ad_coexists_with_site(site):
         "reconfig",
         "reload",
     }, files
-    assert listing(site) == before
+    assert snapshot.diff(before, listing(site)) == []
 
     states = assert_ok(site.apply("bind_ad", pillar=pillar(site)))
     # The site's zones still answer, next to the AD zone and its delegations.
@@ -150,7 +152,7 @@ def test_bind_ad_coexists_with_site(site):
     assert_no_changes(site.apply("bind_ad", pillar=pillar(site)))
 
     assert_ok(site.apply("bind_ad.clean", pillar=pillar(site)))
-    assert listing(site) == before
+    assert snapshot.diff(before, listing(site)) == []
     assert site.run("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "bind9").stdout.startswith("ii")
     assert site.run("systemctl", "is-active", "named").stdout.strip() == "active"
     assert dig(site, "A", "host.site.example") == ["192.0.2.50"]
@@ -167,5 +169,5 @@ def test_bind_ad_refuses_a_conflicting_site_option(site):
         "bind_ad:clients: /etc/bind/named.conf.options already sets allow-recursion to "
         "{ site-clients; }, not { localhost; }; drop bind_ad:clients or that option"
     ], bad
-    assert listing(site) == before
+    assert snapshot.diff(before, listing(site)) == []
     assert dig(site, "A", "host.site.example") == ["192.0.2.50"]

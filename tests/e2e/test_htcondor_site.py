@@ -21,40 +21,28 @@ from tests.e2e.test_htcondor import (
     install_standin,
     standin_condor_deb,
 )
-from tests.support import states, sysfs_snapshot
+from tests.support import snapshot, states, sysfs_snapshot
 
 PILLAR = {"htcondor": {"topology_root": SNAPSHOT, "repo": {"manage": False}}}
 SITE_CONF = "/etc/condor/config.d/10-site.conf"
 SITE_TEXT = "# the site's own pool settings\nCONDOR_HOST = cm.site.example\nSTART = TRUE\n"
-LISTED = ("/etc", "/usr/local", "/srv", "/opt", "/var/lib/labsalt")
-
-
-def listing(host):
-    """Every file (sha256), link (target) and directory under LISTED."""
-    script = (
-        "for d in " + " ".join(LISTED) + "; do [ -e $d ] || continue; "
-        "find $d -xdev -type d -printf 'd %p\\n'; "
-        "find $d -xdev -type l -printf 'l %p -> %l\\n'; "
-        "find $d -xdev -type f -exec sha256sum {} +; done | sort"
-    )
-    return host.run("sh", "-c", script).stdout.splitlines()
 
 
 @pytest.fixture(scope="module")
 def host(host_factory, tmp_path_factory):
-    snapshot = sysfs_snapshot.write_snapshot(
+    topology = sysfs_snapshot.write_snapshot(
         sysfs_snapshot.THREADRIPPER_1950X, tmp_path_factory.mktemp("snap") / "threadripper-1950x"
     )
     host = host_factory.start("condorsite")
     install_standin(host, standin_condor_deb(tmp_path_factory.mktemp("deb")))
     copy_bindings(host)
-    _copy(host, [snapshot], "/srv/topology")
+    _copy(host, [topology], "/srv/topology")
     host.run("sh", "-c", f"cat > {SITE_CONF}", input=SITE_TEXT)
     return host
 
 
 def test_htcondor_coexists_with_site(host):
-    before = listing(host)
+    before = snapshot.files(host)
 
     ret = host.apply("htcondor", pillar=PILLAR)
     states.assert_ok(ret)
@@ -73,5 +61,5 @@ def test_htcondor_coexists_with_site(host):
     states.assert_no_changes(host.apply("htcondor", pillar=PILLAR))
 
     states.assert_ok(host.apply("htcondor.clean", pillar=PILLAR))
-    assert listing(host) == before
+    assert snapshot.diff(before, snapshot.files(host)) == []
     assert "install ok installed" in host.run("dpkg-query", "-W", "-f=${Status}", "condor").stdout

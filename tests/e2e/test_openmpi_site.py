@@ -10,7 +10,7 @@ they were, and Debian's OpenMPI (installed by the site) stays installed.
 
 import pytest
 
-from tests.support import states
+from tests.support import snapshot, states
 
 CONF = "/etc/openmpi/openmpi-mca-params.conf"
 SITE_LINES = (
@@ -19,18 +19,6 @@ SITE_LINES = (
 SITE_PROFILE = "/etc/profile.d/site-modules.sh"
 SITE_PROFILE_TEXT = "# the site's environment modules\nexport SITE_MODULES=/opt/site/modules\n"
 PILLAR = {"openmpi": {"policy": "core"}}
-LISTED = ("/etc", "/usr/local", "/srv", "/opt", "/var/lib/labsalt")
-
-
-def listing(host):
-    """Every file (sha256), link (target) and directory under LISTED."""
-    script = (
-        "for d in " + " ".join(LISTED) + "; do [ -e $d ] || continue; "
-        "find $d -xdev -type d -printf 'd %p\\n'; "
-        "find $d -xdev -type l -printf 'l %p -> %l\\n'; "
-        "find $d -xdev -type f -exec sha256sum {} +; done | sort"
-    )
-    return host.run("sh", "-c", script).stdout.splitlines()
 
 
 def ompi_params(host):
@@ -52,7 +40,7 @@ def host(host_factory):
 
 
 def test_openmpi_coexists_with_site(host):
-    before = listing(host)
+    before = snapshot.files(host)
     site_conf = host.path(CONF).read_text()
 
     states.assert_ok(host.apply("openmpi", pillar=PILLAR))
@@ -72,7 +60,7 @@ def test_openmpi_coexists_with_site(host):
 
     states.assert_ok(host.apply("openmpi.clean", pillar=PILLAR))
     assert host.path(CONF).read_text() == site_conf
-    assert listing(host) == before
+    assert snapshot.diff(before, snapshot.files(host)) == []
     for package in ("openmpi-bin", "hwloc"):
         status = host.run("dpkg-query", "-W", "-f=${Status}", package).stdout
         assert status == "install ok installed", package

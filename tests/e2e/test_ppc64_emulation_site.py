@@ -16,18 +16,14 @@ binfmt_misc of a container without its own user namespace is this machine's:
 registrations first and restores exactly them afterwards.
 """
 
-import json
-
 import pytest
 
-from tests.e2e.test_vbox_egress_site import SNAPSHOT, _diff
 from tests.functional.test_ppc64_emulation import BINFMT, binfmt_snapshot  # noqa: F401
+from tests.support import snapshot
 from tests.support.states import assert_no_changes, assert_ok, changed
 
 NAME = "qemu-ppc64"
 SITE_ENTRY = "labsalt-test-site-fmt"
-TREES = ["/etc", "/usr/local", "/srv", "/opt", "/var/lib/labsalt"]
-CACHES = ("/etc/ld.so.cache",)
 SITE_FILES = {
     "/etc/binfmt.d/site-wasm.conf": ":site-wasm:M::\\x00asm::/usr/local/bin/site-wasm:\n",
     "/etc/profile.d/site.sh": "# site login settings\nexport SITE_ARCH_LAB=1\n",
@@ -43,21 +39,6 @@ def host(host_factory):
         host.run("sh", "-c", script, "sh", path, input=text)
     yield host
     host_factory.stop(host)
-
-
-def _snapshot(host):
-    data = json.loads(host.run("python3", "-c", SNAPSHOT, *TREES).stdout)
-    return {path: value for path, value in data.items() if path not in CACHES}
-
-
-def _installed(host, package):
-    proc = host.run("dpkg-query", "-W", "-f=${Status}", package, check=False)
-    return proc.returncode == 0 and proc.stdout.endswith(" installed")
-
-
-def _all_installed(host):
-    out = host.run("dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n").stdout
-    return {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
 
 
 def _entry(name):
@@ -76,9 +57,11 @@ def test_ppc64_emulation_coexists_with_site(host, binfmt_snapshot):  # noqa: F81
     host.run("sh", "-c", 'printf "%s" "$1" > /proc/sys/fs/binfmt_misc/register', "sh", line)
     site_entry = _entry(SITE_ENTRY)
     assert site_entry and "qemu-ppc64-static" in site_entry
-    before = _snapshot(host)
-    assert _installed(host, "qemu-user-static") and not _installed(host, "binfmt-support")
-    site_pkgs = _all_installed(host)
+    before = snapshot.files(host)
+    assert snapshot.installed(host, "qemu-user-static") and not snapshot.installed(
+        host, "binfmt-support"
+    )
+    site_pkgs = snapshot.packages(host)
 
     ret = assert_ok(host.apply("ppc64_emulation"))
     assert changed(ret)
@@ -95,8 +78,10 @@ def test_ppc64_emulation_coexists_with_site(host, binfmt_snapshot):  # noqa: F81
     ret = assert_ok(host.apply("ppc64_emulation.clean"))
     assert changed(ret)
     assert _entry(SITE_ENTRY) == site_entry
-    assert _installed(host, "qemu-user-static"), "clean removed the site's qemu-user-static"
-    assert not _installed(host, "binfmt-support"), "clean left the binfmt-support it installed"
-    assert _all_installed(host) == site_pkgs, "clean left or took packages"
-    assert _diff(before, _snapshot(host)) == []
+    assert snapshot.installed(host, "qemu-user-static"), "clean removed the site's qemu-user-static"
+    assert not snapshot.installed(host, "binfmt-support"), (
+        "clean left the binfmt-support it installed"
+    )
+    assert snapshot.packages(host) == site_pkgs, "clean left or took packages"
+    assert snapshot.diff(before, snapshot.files(host)) == []
     assert_no_changes(host.apply("ppc64_emulation.clean"))

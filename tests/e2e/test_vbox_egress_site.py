@@ -14,10 +14,9 @@ of the site's.  vbox_egress is applied over salt-ssh and cleaned again:
   (iptables) is gone.
 """
 
-import json
-
 import pytest
 
+from tests.support import snapshot
 from tests.support.states import assert_no_changes, assert_ok, changed
 
 WRAPPER = "/usr/local/bin/vbox-egress-run"
@@ -72,31 +71,6 @@ except OSError as exc:
     print(type(exc).__name__)
 """
 
-# Every file, symlink and directory below the given trees: path -> sha256,
-# "-> target" or "dir".
-SNAPSHOT = """
-import hashlib, json, os, sys
-out = {}
-for top in sys.argv[1:]:
-    if not os.path.lexists(top):
-        continue
-    out[top] = "dir" if os.path.isdir(top) else "?"
-    for root, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(root, name)
-            if os.path.islink(path):
-                out[path] = "-> " + os.readlink(path)
-            elif os.path.isdir(path):
-                out[path] = "dir"
-            elif os.path.isfile(path):
-                with open(path, "rb") as handle:
-                    out[path] = hashlib.sha256(handle.read()).hexdigest()
-print(json.dumps(out, sort_keys=True))
-"""
-TREES = ["/etc", "/usr/local", "/srv", "/opt", "/var/lib/labsalt"]
-# Caches that package operations rewrite (not configuration).
-CACHES = ("/etc/ld.so.cache",)
-
 
 @pytest.fixture(scope="module")
 def host(host_factory):
@@ -120,16 +94,6 @@ def _site_table(host):
     return host.run("nft", "list", "table", "inet", "site").stdout
 
 
-def _snapshot(host):
-    data = json.loads(host.run("python3", "-c", SNAPSHOT, *TREES).stdout)
-    return {path: value for path, value in data.items() if path not in CACHES}
-
-
-def _installed(host, package):
-    proc = host.run("dpkg-query", "-W", "-f=${Status}", package, check=False)
-    return proc.returncode == 0 and proc.stdout.endswith(" installed")
-
-
 def _connect(host, addr, port, wrapped):
     cmd = ["python3", "-c", CLIENT, addr, port]
     proc = host.run(*([WRAPPER, *cmd] if wrapped else cmd), check=False)
@@ -137,24 +101,12 @@ def _connect(host, addr, port, wrapped):
     return proc.stdout.strip()
 
 
-def _all_installed(host):
-    out = host.run("dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n").stdout
-    return {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
-
-
-def _diff(before, after):
-    keys = sorted(set(before) | set(after))
-    return [
-        f"{k}: {before.get(k)} -> {after.get(k)}" for k in keys if before.get(k) != after.get(k)
-    ]
-
-
 def test_vbox_egress_coexists_with_site(host):
     site_table = _site_table(host)
     assert "tcp dport 8443 reject" in site_table
-    before = _snapshot(host)
-    assert _installed(host, "nftables") and not _installed(host, "iptables")
-    site_pkgs = _all_installed(host)
+    before = snapshot.files(host)
+    assert snapshot.installed(host, "nftables") and not snapshot.installed(host, "iptables")
+    site_pkgs = snapshot.packages(host)
     # The site's rule works before labsalt comes.
     assert _connect(host, BLOCKED_BY_SITE, SITE_PORT, wrapped=False) == "ConnectionRefusedError"
     assert _connect(host, ALLOWED, PORT, wrapped=False) == "reached"
@@ -181,10 +133,10 @@ def test_vbox_egress_coexists_with_site(host):
     assert changed(ret)
     assert _site_table(host) == site_table, "clean changed the site's nftables table"
     assert f"table inet {TABLE}" not in host.run("nft", "list", "tables").stdout
-    assert _installed(host, "nftables"), "clean removed the site's nftables"
-    assert not _installed(host, "iptables"), "clean left the iptables labsalt installed"
-    assert _all_installed(host) == site_pkgs, "clean left or took packages"
-    assert _diff(before, _snapshot(host)) == []
+    assert snapshot.installed(host, "nftables"), "clean removed the site's nftables"
+    assert not snapshot.installed(host, "iptables"), "clean left the iptables labsalt installed"
+    assert snapshot.packages(host) == site_pkgs, "clean left or took packages"
+    assert snapshot.diff(before, snapshot.files(host)) == []
     assert _connect(host, BLOCKED_BY_SITE, SITE_PORT, wrapped=False) == "ConnectionRefusedError"
     assert host.run("systemctl", "is-enabled", "nftables.service").stdout.strip() == "enabled"
     assert_no_changes(host.apply("vbox_egress.clean", pillar=PILLAR))

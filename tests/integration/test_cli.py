@@ -289,7 +289,7 @@ def test_mapdata_masks_secrets_unless_asked(tmp_path):
 def test_pillar_file_from_stdin_never_reaches_a_command_line(tmp_path):
     env = dict(os.environ, LABSALT_CONFIG_DIR=str(tmp_path / "conf"), LABSALT_ROOT=str(SUITE))
     seen, modes, done = [], set(), threading.Event()
-    extra = tmp_path / "conf" / "extra-pillar.yaml"
+    conf = tmp_path / "conf"
 
     def watch():
         while not done.is_set():
@@ -299,8 +299,9 @@ def test_pillar_file_from_stdin_never_reaches_a_command_line(tmp_path):
                         seen.append(cmdline.parent.name)
                 except OSError:
                     pass
-            with contextlib.suppress(OSError):
-                modes.add(extra.stat().st_mode & 0o777)
+            for extra in conf.glob("extra-pillar.*"):
+                with contextlib.suppress(OSError):
+                    modes.add(extra.stat().st_mode & 0o777)
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch)
@@ -332,8 +333,33 @@ def test_pillar_file_from_stdin_never_reaches_a_command_line(tmp_path):
         assert proc.returncode == 0, proc.stderr
     assert yaml.safe_load(procs[1].stdout)["local"]["greeting"] == SECRET  # it was used
     assert seen == []
-    assert modes <= {0o600}
-    assert not extra.exists()  # removed when the run ended
+    assert modes == {0o600}
+    assert not list(conf.glob("extra-pillar.*"))  # removed when the run ended
+
+
+def test_concurrent_runs_each_see_their_own_extra_pillar(tmp_path):
+    """Two runs sharing one config dir (one checkout, one pillar tree) at once."""
+    env = dict(os.environ, LABSALT_CONFIG_DIR=str(tmp_path / "conf"), LABSALT_ROOT=str(SUITE))
+    cmd = [str(LABSALT), "mapdata", "probe", "--pillar", str(SUITE / "pillar.example")]
+    for attempt in range(3):
+        procs = []
+        for who in ("first", "second"):
+            pillar = tmp_path / f"{who}.yaml"
+            pillar.write_text(yaml.safe_dump({"probe": {"greeting": f"{who}-{attempt}"}}))
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--pillar-file", str(pillar), "--out", "json"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
+        for who, proc in zip(("first", "second"), procs, strict=True):
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+            assert json.loads(out)["local"]["greeting"] == f"{who}-{attempt}"
 
 
 def test_config_files_are_replaced_atomically(tmp_path, monkeypatch):
