@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.e2e.test_coturn_site import packages, snapshot
-from tests.integration.test_bigbluebutton import FIXTURES
+from tests.support.bbb_standins import FIXTURES
 
 TOKEN = "SiteDialToken4242"
 FS = "/opt/freeswitch/etc/freeswitch"
@@ -117,6 +117,8 @@ def site(host_factory, tmp_path_factory):
     opus = f"{FS}/autoload_configs/opus.conf.xml"
     host.run("sed", "-i", 's/name="complexity" value="10"/name="complexity" value="8"/', opus)
     host.run("mkdir", "-p", f"{FS}/dialplan/public")
+    # bbb-config's directory, where bbb-conf looks for apply-config.sh
+    host.run("mkdir", "-p", "/etc/bigbluebutton/bbb-conf")
     pillar = write_pillar(tmp / "pillar", {"enabled": False}, firewall=True)
     before = {"files": snapshot(host), "packages": packages(host)}
     texts = {path: host.run("cat", path).stdout for path in EDITED + (opus,)}
