@@ -1,6 +1,7 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set fs = mapdata.paths.freeswitch %}
 {%- set audio = mapdata.audio %}
+{%- set cdquality = {"tag": "profile", "match": {"name": "cdquality"} } %}
 {%- set edits = [
       {"path": fs ~ "/autoload_configs/opus.conf.xml", "tag": "param",
        "match": {"name": "use-dtx"}, "attribute": "value", "value": audio.use_dtx},
@@ -8,7 +9,7 @@
        "match": {"application": "jitterbuffer"}, "attribute": "data", "value": audio.jitterbuffer},
       {"path": fs ~ "/autoload_configs/conference.conf.xml", "tag": "param",
        "match": {"name": "energy-level"}, "attribute": "value", "value": audio.energy_level,
-       "scope": {"tag": "profile", "match": {"name": "cdquality"}}},
+       "scope": cdquality},
     ] %}
 
 include:
