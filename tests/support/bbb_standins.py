@@ -130,7 +130,8 @@ def seed_host(host):
     """A throw-away host as bbb-install leaves it: BBB's default files in their places."""
     for src, dest in BBB_FILES.items():
         host.put(dest, (FIXTURES / src).read_text())
-    host.run("mkdir", "-p", f"{FREESWITCH}/dialplan/public")
+    # and bbb-config's directory, where bbb-conf looks for apply-config.sh
+    host.run("mkdir", "-p", f"{FREESWITCH}/dialplan/public", "/etc/bigbluebutton/bbb-conf")
 
 
 def pillar(server, **overrides):
