@@ -318,7 +318,8 @@ def test_validator_accepts_the_defaults():
 
 # --------------------------------------------------------------------------- apply-config.sh
 
-# What BBB's customize docs show as an administrator's own apply-config.sh.
+# The apply-config.sh bbb-install.sh -w writes when there is none (its setup_ufw), as BBB's
+# customize docs show it too.
 SITE_HOOK = """#!/bin/bash
 
 # Pull in the helper functions for configuring BigBlueButton
