@@ -66,8 +66,11 @@ def lab(host_factory, tmp_path_factory):
     server = f"http://{bbb.ns.host_addr}:{httpd.server_address[1]}"
 
     pillar = tmp_path_factory.mktemp("conference-pillar")
+    # turn-down (unreachable) has the TURN host's pillar, so the pre-check passes
+    # and the run stops at SSH, as a TURN host that is down would.
     (pillar / "top.sls").write_text(
-        "base:\n  '*':\n    - shared\n  turn1:\n    - turn\n  bbb1:\n    - bbb\n"
+        "base:\n  '*':\n    - shared\n  'turn1 or turn-down':\n    - match: compound\n"
+        "    - turn\n  bbb1:\n    - bbb\n"
     )
     shared = {"coturn": {"static_auth_secret": TURN_SECRET}}
     (pillar / "shared.sls").write_text(yaml.safe_dump(shared))
