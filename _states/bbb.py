@@ -1,7 +1,10 @@
 """
 States for a BigBlueButton host: the pinned installer, key edits of BBB's files,
-the API health check and the Mattermost plugin settings.  The logic lives in the
-``bbb`` execution module; these states compare, predict in test mode and report.
+the ``apply-config.sh`` hook that keeps them across BBB upgrades, the purge of
+raw recordings, the API health check and the Mattermost plugin settings.  The
+logic lives in the ``bbb*`` execution modules (``bbb`` validators, ``bbb_api``,
+``bbb_config``, ``bbb_install``, ``bbb_mattermost``, ``bbb_recording``); these
+states compare, predict in test mode and report.
 
 Secrets are passed by pillar key (``turn_secret_pillar: coturn:static_auth_secret``),
 never by value, so they are not in the rendered SLS, and they are shown as ``***``.
@@ -26,8 +29,8 @@ REDACTED = "***"
 
 
 def __virtual__():
-    if "bbb.checksum" not in __salt__:
-        return (False, "the bbb execution module is not loaded")
+    if "bbb_config.set_properties" not in __salt__:
+        return (False, "the bbb_config execution module is not loaded")
     return __virtualname__
 
 
@@ -72,7 +75,7 @@ def properties(name, settings=None, secret_settings=None):
         wanted[key] = value
         hidden.add(key)
     try:
-        changed = __salt__["bbb.set_properties"](name, wanted, test=__opts__["test"])
+        changed = __salt__["bbb_config.set_properties"](name, wanted, test=__opts__["test"])
     except (CommandExecutionError, SaltInvocationError, OSError) as exc:
         ret.update(result=False, comment=f"{name}: {exc}")
         return ret
@@ -85,49 +88,6 @@ def properties(name, settings=None, secret_settings=None):
         ret.update(result=None, comment=f"would set {', '.join(changed)} in {name}")
     else:
         ret["comment"] = f"set {', '.join(changed)} in {name}"
-    return ret
-
-
-def xml_attribute(name, tag, match, attribute, value, scope=None):  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
-    """
-    Set one attribute of matching elements in a FreeSWITCH XML file, in place
-    (comments and layout stay), the result checked to be well-formed.
-
-    .. code-block:: yaml
-
-        /opt/freeswitch/etc/freeswitch/autoload_configs/conference.conf.xml:
-          bbb.xml_attribute:
-            - tag: param
-            - match: {name: energy-level}
-            - attribute: value
-            - value: 50
-            - scope: {tag: profile, match: {name: cdquality}}
-    """
-    ret = _ret(name)
-    what = f"<{tag} {' '.join(f'{k}={v}' for k, v in match.items())}> {attribute}={value}"
-    if __opts__["test"] and not os.path.exists(name):
-        # BBB not installed yet (the installer runs first): predict, do not fail.
-        ret.update(
-            result=None,
-            changes={attribute: {"new": str(value)}},
-            comment=f"would set {what} once {name} exists (BigBlueButton's installer makes it)",
-        )
-        return ret
-    try:
-        count = __salt__["bbb.set_xml_attribute"](
-            name, tag, match, attribute, value, scope=scope, test=__opts__["test"]
-        )
-    except (CommandExecutionError, SaltInvocationError, OSError) as exc:
-        ret.update(result=False, comment=f"{name}: {exc}")
-        return ret
-    if not count:
-        ret["comment"] = f"{what} already set"
-        return ret
-    ret["changes"] = {attribute: {"new": str(value), "elements": count}}
-    if __opts__["test"]:
-        ret.update(result=None, comment=f"would set {what} ({count} elements)")
-    else:
-        ret["comment"] = f"set {what} ({count} elements)"
     return ret
 
 
@@ -167,7 +127,7 @@ def installed(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     try:
         if turn_host:
             __salt__["bbb.check_turn_secret"](turn_secret, turn_secret_pillar)
-        args = __salt__["bbb.installer_args"](
+        args = __salt__["bbb_install.installer_args"](
             name,
             hostname,
             email,
@@ -180,10 +140,10 @@ def installed(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
     except SaltInvocationError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
-    shown = "bbb-install.sh " + __salt__["bbb.redact"](args, [turn_secret])
+    shown = "bbb-install.sh " + __salt__["bbb_install.redact"](args, [turn_secret])
     stamp_path = f"{workdir}/bbb-install.json"
-    stamp = __salt__["bbb.install_stamp"](name, args, sha256)
-    if __salt__["bbb.read_stamp"](stamp_path) == stamp:
+    stamp = __salt__["bbb_install.install_stamp"](name, args, sha256)
+    if __salt__["bbb_install.read_stamp"](stamp_path) == stamp:
         ret["comment"] = f"{shown}: already ran"
         return ret
     ret["changes"] = {"installer": shown}
@@ -192,12 +152,12 @@ def installed(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
         return ret
     script = f"{workdir}/bbb-install.sh"
     try:
-        __salt__["bbb.fetch_installer"](url, sha256, script)
-        __salt__["bbb.run_installer"](script, args, [turn_secret], log_file)
+        __salt__["bbb_install.fetch_installer"](url, sha256, script)
+        __salt__["bbb_install.run_installer"](script, args, [turn_secret], log_file)
     except CommandExecutionError as exc:
         ret.update(result=False, changes={}, comment=str(exc))
         return ret
-    __salt__["bbb.write_stamp"](stamp_path, stamp)
+    __salt__["bbb_install.write_stamp"](stamp_path, stamp)
     ret["comment"] = f"ran {shown} (output in {log_file})"
     return ret
 
@@ -223,11 +183,11 @@ def api_healthy(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only args)
         ret.update(result=None, comment="would check the BBB API with getMeetings")
         return ret
     try:
-        secret = _pillar_secret(secret_pillar) or __salt__["bbb.secret"](
+        secret = _pillar_secret(secret_pillar) or __salt__["bbb_config.secret"](
             default_properties, properties
         )
-        url = url or __salt__["bbb.server_url"](default_properties, properties)
-        seen = __salt__["bbb.health"](url, secret, algorithm)
+        url = url or __salt__["bbb_config.server_url"](default_properties, properties)
+        seen = __salt__["bbb_api.health"](url, secret, algorithm)
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -257,9 +217,9 @@ def mattermost_plugin(  # noqa: PLR0917  (Salt 3006 cannot pass keyword-only arg
         ret.update(result=None, comment=f"would set the {plugin_id} plugin's URL and secret")
         return ret
     try:
-        bbb_url = bbb_url or __salt__["bbb.server_url"](default_properties, properties)
-        secret = __salt__["bbb.secret"](default_properties, properties)
-        changed = __salt__["bbb.mattermost_plugin_settings"](
+        bbb_url = bbb_url or __salt__["bbb_config.server_url"](default_properties, properties)
+        secret = __salt__["bbb_config.secret"](default_properties, properties)
+        changed = __salt__["bbb_mattermost.mattermost_plugin_settings"](
             name, token, bbb_url, secret, plugin_id=plugin_id
         )
     except (CommandExecutionError, SaltInvocationError) as exc:
@@ -283,7 +243,7 @@ def argv_run(name, argv):
     if __opts__["test"]:
         ret.update(result=None, changes={"argv": shown}, comment=f"would run {shown}")
         return ret
-    done = __salt__["bbb.run_argv"](argv)
+    done = __salt__["bbb_install.run_argv"](argv)
     if done["retcode"] != 0:
         ret.update(result=False, comment=f"{shown} exited {done['retcode']}: {done['output']}")
         return ret
@@ -298,13 +258,13 @@ def ufw_allowed(name, record=None):
     ``bbb.ufw_removed`` deletes only that.  No shell; test mode only reads.
     """
     ret = _ret(name)
-    if f"allow {name}" in __salt__["bbb.ufw_rules"]():
+    if f"allow {name}" in __salt__["bbb_install.ufw_rules"]():
         ret["comment"] = f"ufw allows {name} already"
         return ret
     if __opts__["test"]:
         ret.update(result=None, changes={"ufw": f"allow {name}"}, comment=f"would allow {name}")
         return ret
-    done = __salt__["bbb.run_argv"](["ufw", "allow", name])
+    done = __salt__["bbb_install.run_argv"](["ufw", "allow", name])
     if done["retcode"] != 0:
         ret.update(result=False, comment=f"ufw allow {name} failed: {done['output']}")
         return ret
@@ -325,13 +285,13 @@ def ufw_removed(name, record=None):
     if name not in recorded:
         ret["comment"] = f"ufw allow {name} was not added by labsalt: left as it is"
         return ret
-    if f"allow {name}" not in __salt__["bbb.ufw_rules"]():
+    if f"allow {name}" not in __salt__["bbb_install.ufw_rules"]():
         ret["comment"] = f"no ufw rule allow {name}"
         return ret
     if __opts__["test"]:
         ret.update(result=None, changes={"ufw": f"delete allow {name}"}, comment="would delete")
         return ret
-    done = __salt__["bbb.run_argv"](["ufw", "delete", "allow", name])
+    done = __salt__["bbb_install.run_argv"](["ufw", "delete", "allow", name])
     if done["retcode"] != 0:
         ret.update(result=False, comment=f"ufw delete allow {name} failed: {done['output']}")
         return ret
@@ -342,4 +302,111 @@ def ufw_removed(name, record=None):
         else:
             os.unlink(record)
     ret.update(changes={"ufw": f"delete allow {name}"}, comment=f"deleted ufw allow {name}")
+    return ret
+
+
+def apply_config(name, xml_edits=None):
+    """
+    Set single attributes in BBB's packaged FreeSWITCH XML files now, and keep
+    them across BBB upgrades the way BBB documents it: BBB's
+    ``<name>/apply-config.sh`` (``name``: ``/etc/bigbluebutton/bbb-conf``), run
+    by ``bbb-conf --restart``/``--setip`` before BBB starts, gets a marked block
+    that runs a copy of the ``bbb_config`` module with the edits as JSON data
+    (no pillar value becomes shell code; the script is checked with ``sh -n``
+    before it replaces the live one; the site's own lines stay).
+
+    xml_edits
+        ``[{path, tag, match, attribute, value, scope}]``, see
+        ``bbb_config.edit_xml_attribute``.
+
+    .. code-block:: yaml
+
+        /etc/bigbluebutton/bbb-conf:
+          bbb.apply_config:
+            - xml_edits:
+              - path: /opt/freeswitch/etc/freeswitch/autoload_configs/opus.conf.xml
+                tag: param
+                match: {name: use-dtx}
+                attribute: value
+                value: 0
+    """
+    ret = _ret(name)
+    test = __opts__["test"]
+    settings = {"xml": list(xml_edits or [])}
+    try:
+        edits = __salt__["bbb_config.apply_settings"](settings, test=test)
+        if test and not os.path.isdir(name):
+            # BBB not installed yet (the installer runs first): predict, do not fail.
+            files = [f"{name}/apply-config.sh (once BigBlueButton's installer made {name})"]
+        else:
+            files = __salt__["bbb_config.apply_config_files"](settings, bbb_conf=name, test=test)
+    except (CommandExecutionError, SaltInvocationError, OSError, KeyError) as exc:
+        ret.update(result=False, comment=f"{name}: {exc}")
+        return ret
+    if edits:
+        ret["changes"]["edits"] = edits
+    if files:
+        ret["changes"]["files"] = files
+    verb = "would set" if test else "set"
+    said = [f"{verb} {what}" for what in edits]
+    said += [f"{'would write' if test else 'wrote'} {path}" for path in files]
+    if not said:
+        ret["comment"] = f"{len(settings['xml'])} edits in place, apply-config.sh hook current"
+        return ret
+    if test:
+        ret["result"] = None
+    ret["comment"] = "; ".join(said)
+    return ret
+
+
+def apply_config_absent(name):
+    """
+    Take labsalt's block out of ``<name>/apply-config.sh`` (the script goes if
+    nothing of the site's is left in it) and remove labsalt's module copy and
+    settings file there.  The edits stay in BBB's files (BBB's next upgrade
+    restores its packaged files).
+    """
+    ret = _ret(name)
+    try:
+        gone = __salt__["bbb_config.apply_config_removed"](name, test=__opts__["test"])
+    except (CommandExecutionError, OSError) as exc:
+        ret.update(result=False, comment=f"{name}: {exc}")
+        return ret
+    if not gone:
+        ret["comment"] = f"no labsalt hook in {name}"
+        return ret
+    ret["changes"] = {"removed": gone}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would remove labsalt's hook: {', '.join(gone)}")
+    else:
+        ret["comment"] = f"removed labsalt's hook: {', '.join(gone)}"
+    return ret
+
+
+def raw_recordings_purged(name, quiet_minutes=60):
+    """
+    Purge BBB's raw recordings (bigbluebutton#9202) under ``name`` (``/var``),
+    only in BBB's recording directories and only entries named after a meeting
+    (see ``bbb_recording.purge_raw``); entries changed within
+    ``quiet_minutes`` stay.  Meant for hosts where recording is disabled.  Test
+    mode lists what would go and deletes nothing.
+    """
+    ret = _ret(name)
+    try:
+        done = __salt__["bbb_recording.purge_raw"](
+            name, quiet_minutes=quiet_minutes, test=__opts__["test"]
+        )
+    except (CommandExecutionError, OSError) as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    kept = f" ({len(done['kept'])} changed within {quiet_minutes} min kept)" if done["kept"] else ""
+    if not done["removed"]:
+        ret["comment"] = f"no raw recordings to purge{kept}"
+        return ret
+    ret["changes"] = {"removed": done["removed"]}
+    count = len(done["removed"])
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would purge {count} raw recording entries{kept}")
+    else:
+        ret["comment"] = f"purged {count} raw recording entries{kept}"
     return ret

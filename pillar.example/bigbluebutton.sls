@@ -17,6 +17,12 @@ bigbluebutton:
     number: "+49 711 12345678"
     # Your SIP provider routes calls to sip:TOKEN@bbb.lab.example.org;transport=tcp
     token: CHANGEME0123456789
+  # Recording stays off (disableRecordingDefault=true); the raw recordings BBB
+  # keeps anyway are purged (recording:purge_raw, default true; entries changed
+  # within recording:purge_quiet_minutes, default 60, stay).
+  recording:
+    disable_by_default: true
+    purge_raw: true
   # mattermost:
   #   url: https://chat.lab.example.org
   #   token: personal-access-token-of-a-system-admin

@@ -8,6 +8,12 @@ bigbluebutton-dialin-plan-removed:
   file.absent:
     - name: {{ mapdata.paths.freeswitch }}/dialplan/public/dialin.xml
 
+# labsalt's block in apply-config.sh (the script too, if it was labsalt's alone),
+# its module copy and settings file.
+bigbluebutton-apply-config-removed:
+  bbb.apply_config_absent:
+    - name: {{ mapdata.paths.bbb_conf }}
+
 bigbluebutton-firewall-sip-closed:
   bbb.ufw_removed:
     - name: {{ mapdata.dialin.sip_port }}/tcp

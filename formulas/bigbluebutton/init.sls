@@ -5,6 +5,7 @@ include:
   - bigbluebutton.config.properties
   - bigbluebutton.config.dialin
   - bigbluebutton.config.audio
+  - bigbluebutton.config.recording
   - bigbluebutton.service.restart
   - bigbluebutton.firewall
   - bigbluebutton.mattermost

@@ -55,7 +55,12 @@ def lab(host_factory, tmp_path_factory):
             f"mkdir -p {Path(dest).parent} && cat > {dest}",
             input=(FIXTURES / src).read_text(),
         )
-    bbb.run("mkdir", "-p", "/opt/freeswitch/etc/freeswitch/dialplan/public")
+    bbb.run(
+        "mkdir",
+        "-p",
+        "/opt/freeswitch/etc/freeswitch/dialplan/public",
+        "/etc/bigbluebutton/bbb-conf",
+    )
     httpd = http.server.ThreadingHTTPServer((bbb.ns.host_addr, 0), StandIns)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     server = f"http://{bbb.ns.host_addr}:{httpd.server_address[1]}"

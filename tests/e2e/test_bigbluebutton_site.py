@@ -10,7 +10,9 @@ with the installer enabled predicts every state instead of failing (issue 15).
 Then the formula is applied with the installer disabled (BBB "installed by
 other means") and dial-in's SIP rule: the site's lines and UFW rule stay, xmllint is
 installed by the formula for the dial plan's check, the restart runs once, a
-second apply changes nothing; ``bigbluebutton.clean`` removes the dial plan and
+second apply changes nothing; BBB's packaged FreeSWITCH files put back as an
+upgrade does get the lab's edits back from apply-config.sh;
+``bigbluebutton.clean`` removes the dial plan and
 the formula's own state, purges the libxml2-utils it installed, and leaves
 everything else under /etc, /usr/local, /srv, /opt as it was (the formula's key
 edits in BBB's files stay: they are BBB's settings).
@@ -20,7 +22,7 @@ import pytest
 import yaml
 
 from tests.e2e.test_coturn_site import packages, snapshot
-from tests.integration.test_bigbluebutton import FIXTURES
+from tests.support.bbb_standins import FIXTURES
 
 TOKEN = "SiteDialToken4242"
 FS = "/opt/freeswitch/etc/freeswitch"
@@ -117,11 +119,23 @@ def site(host_factory, tmp_path_factory):
     opus = f"{FS}/autoload_configs/opus.conf.xml"
     host.run("sed", "-i", 's/name="complexity" value="10"/name="complexity" value="8"/', opus)
     host.run("mkdir", "-p", f"{FS}/dialplan/public")
+    # bbb-config's directory, where bbb-conf looks for apply-config.sh
+    host.run("mkdir", "-p", "/etc/bigbluebutton/bbb-conf")
     pillar = write_pillar(tmp / "pillar", {"enabled": False}, firewall=True)
     before = {"files": snapshot(host), "packages": packages(host)}
     texts = {path: host.run("cat", path).stdout for path in EDITED + (opus,)}
     first = host.apply("bigbluebutton", pillar_dir=pillar)
     second = host.apply("bigbluebutton", pillar_dir=pillar)
+    # A BBB upgrade puts BBB's packaged files back; bbb-conf --restart then runs
+    # apply-config.sh (with the host's own python3, no Salt) before BBB starts.
+    settled = {path: host.run("cat", path).stdout for path in EDITED[1:]}  # the FreeSWITCH files
+    for src, dest in FILES.items():
+        if dest in settled:
+            host.put(dest, (FIXTURES / src).read_text())
+    reverted = {path: host.run("cat", path).stdout for path in settled}
+    hook = host.run("/etc/bigbluebutton/bbb-conf/apply-config.sh", check=False)
+    restored = {path: host.run("cat", path).stdout for path in settled}
+    after_upgrade = host.apply("bigbluebutton", pillar_dir=pillar)
     return {
         "host": host,
         "pillar": pillar,
@@ -130,6 +144,7 @@ def site(host_factory, tmp_path_factory):
         "texts": texts,
         "first": first,
         "second": second,
+        "upgrade": (settled, reverted, hook, restored, after_upgrade),
     }
 
 
@@ -161,6 +176,22 @@ def test_bigbluebutton_coexists_with_site(site):
     assert "ufw allow 5060/tcp" in rules and "ufw allow 8080/tcp" in rules
     assert not failed(site["second"]) and not changed(site["second"]), changed(site["second"])
     assert host.run("cat", "/root/bbb-restarts").stdout == "restart\n"
+
+
+def test_bigbluebutton_settings_come_back_after_an_upgrade(site):
+    """apply-config.sh (labsalt's own here: the site had none), run by the host's
+    python3 without Salt, restores the FreeSWITCH edits an upgrade reverted; the
+    next highstate then changes nothing and does not restart BBB again."""
+    settled, reverted, hook, restored, after = site["upgrade"]
+    assert reverted != settled  # the upgrade took the lab's edits away
+    assert hook.returncode == 0, hook.stdout + hook.stderr
+    assert "labsalt: set" in hook.stdout
+    assert restored == settled
+    assert not failed(after) and not changed(after), changed(after)
+    host = site["host"]
+    assert host.run("cat", "/root/bbb-restarts").stdout == "restart\n"
+    mode = host.run("stat", "-c", "%a", "/etc/bigbluebutton/bbb-conf/apply-config.sh").stdout
+    assert mode.strip() == "755"
 
 
 def test_bigbluebutton_clean_leaves_the_site(site):

@@ -13,6 +13,7 @@ the seeded bbb-web.properties (hash of call + query + secret, as bbb-web does).
 import hashlib
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.bbb_standins import API_SECRET, FIXTURES, INSTALLER, MM_TOKEN, StandIns
+from tests.support.bbb_standins import (
+    API_SECRET,
+    FIXTURES,
+    FOREIGN_ENTRIES,
+    INSTALLER,
+    MM_TOKEN,
+    RAW_ENTRIES,
+    StandIns,
+    seed_recordings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TURN_SECRET = "it-TurnSecret-0815-bbbhost"
@@ -59,6 +69,8 @@ def seed(root):
         else:
             shutil.copy(FIXTURES / src, target)
     (root / "opt/freeswitch/etc/freeswitch/dialplan/public").mkdir(exist_ok=True)
+    (root / "etc/bigbluebutton/bbb-conf").mkdir()  # bbb-config's directory (apply-lib.sh)
+    seed_recordings(root / "var")  # BBB's recording directories, raw meetings in them
     return root
 
 
@@ -84,6 +96,9 @@ def make_pillar(root, server, **overrides):
             "bigbluebutton.properties",
             "freeswitch": f"{root}/opt/freeswitch/etc/freeswitch",
             "workdir": f"{root}/var/lib/labsalt",
+            "bbb_conf": f"{root}/etc/bigbluebutton/bbb-conf",
+            "var": f"{root}/var",
+            "record": f"{root}/var/lib/labsalt/bigbluebutton/installed-packages",
         },
     }
     for key, value in overrides.items():
@@ -128,15 +143,27 @@ def by_id(ret):
 def host(scratch, server):
     root = seed(scratch("bbbhost"))
     pillar = make_pillar(root, server)
+    before = tree(root)
     predicted_proc, predicted = apply(pillar, test=True)
+    after_predicted = tree(root)
     first_proc, first = apply(pillar, quiet=False)
     second_proc, second = apply(pillar)
     return {
         "root": root,
         "pillar": pillar,
         "predicted": (predicted_proc, predicted),
+        "trees": (before, after_predicted),
         "first": (first_proc, first),
         "second": (second_proc, second),
+    }
+
+
+def tree(root):
+    """Every file under root with its content (what test mode must leave alone)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_relative_to(root / "pillar")
     }
 
 
@@ -264,15 +291,38 @@ def test_second_apply_changes_nothing(host):
 
 def test_test_mode_predicted_and_touched_nothing(host):
     proc, ret = host["predicted"]
+    assert proc.returncode == 0, failures(ret)
     states = by_id(ret)
     assert states["bigbluebutton-installed"]["result"] is None
     assert states["bigbluebutton-properties"]["result"] is None
     assert "allowStartStopRecording" in states["bigbluebutton-properties"]["changes"]["keys"]
-    assert states["bigbluebutton-audio-energy-level"]["result"] is None
-    assert states["bigbluebutton-audio-opus-dtx"]["result"] is True  # already 0
+    config = states["bigbluebutton-apply-config"]
+    assert config["result"] is None
+    edits = " ".join(config["changes"]["edits"])
+    assert "energy-level" in edits and "jitterbuffer" in edits
+    assert "use-dtx" not in edits  # already 0 in BBB's file
+    assert states["bigbluebutton-raw-recordings-purged"]["result"] is None
+    before, after = host["trees"]
+    assert after == before  # nothing written, no recording deleted
     first = by_id(host["first"][1])
-    for sid in ("bigbluebutton-properties", "bigbluebutton-audio-energy-level"):
+    for sid in ("bigbluebutton-properties", "bigbluebutton-apply-config"):
         assert first[sid]["changes"], sid  # the real run did what test mode predicted
+    assert sorted(first["bigbluebutton-apply-config"]["changes"]["edits"]) == sorted(
+        config["changes"]["edits"]
+    )
+
+
+def test_raw_recordings_purged_only_in_bbbs_directories(host):
+    """Recording is disabled (the default): BBB's raw material goes (bigbluebutton#9202)."""
+    var = host["root"] / "var"
+    purged = by_id(host["first"][1])["bigbluebutton-raw-recordings-purged"]
+    assert purged["result"] is True, purged["comment"]
+    for rel in RAW_ENTRIES:
+        assert not (var / rel).exists(), rel
+    for rel, text in FOREIGN_ENTRIES.items():
+        assert (var / rel).read_text() == text, rel  # not BBB's raw recordings: kept
+    predicted = by_id(host["predicted"][1])["bigbluebutton-raw-recordings-purged"]
+    assert predicted["changes"] == purged["changes"]  # test mode named what went
 
 
 def test_no_secret_in_output_or_logs(host):
@@ -356,3 +406,79 @@ def test_missing_turn_secret_refused_before_anything(scratch, server):
     assert proc.returncode != 0
     assert "coturn:static_auth_secret: is missing" in json.dumps(ret) + proc.stderr
     assert not (root / "var/lib/labsalt").exists()
+
+
+# BBB's packaged files, put back as a package upgrade does (bigbluebutton#9111, #15159).
+PACKAGED = {
+    "bigbluebutton.properties": "usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties",
+    "freeswitch/autoload_configs/opus.conf.xml": "opt/freeswitch/etc/freeswitch/"
+    "autoload_configs/opus.conf.xml",
+    "freeswitch/autoload_configs/conference.conf.xml": "opt/freeswitch/etc/freeswitch/"
+    "autoload_configs/conference.conf.xml",
+    "freeswitch/dialplan/default/bbb_conference.xml": "opt/freeswitch/etc/freeswitch/"
+    "dialplan/default/bbb_conference.xml",
+    "freeswitch/dialplan/public.xml": "opt/freeswitch/etc/freeswitch/dialplan/public.xml",
+}
+
+
+def upgrade(root):
+    for src, dest in PACKAGED.items():
+        shutil.copy(FIXTURES / src, root / dest)
+
+
+def test_settings_survive_a_bbb_upgrade(scratch, server):
+    """
+    The lab's settings live where BBB documents overrides: bbb-web.properties
+    (never the packaged properties) and apply-config.sh (bbb-conf runs it before
+    BBB starts).  After an upgrade put the packaged files back, apply-config.sh
+    brings the settings back; so does the next highstate, changing nothing else.
+    """
+    root = seed(scratch("bbb-upgrade"))
+    pillar = make_pillar(
+        root,
+        server,
+        installer={"enabled": False},
+        api={"verify": False},
+        mattermost={"url": None, "token": None},
+    )
+    proc, ret = apply(pillar)
+    assert proc.returncode == 0, failures(ret)
+    for src, dest in PACKAGED.items():
+        if src.endswith(".properties"):
+            assert (root / dest).read_text() == (FIXTURES / src).read_text()  # never edited
+    settled = tree(root)
+    hook = root / "etc/bigbluebutton/bbb-conf/apply-config.sh"
+    assert os.access(hook, os.X_OK)
+
+    upgrade(root)
+    assert tree(root) != settled  # the FreeSWITCH edits are gone
+    run = subprocess.run(["bash", str(hook)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert tree(root) == settled, run.stdout
+
+    upgrade(root)
+    proc, ret = apply(pillar)
+    assert proc.returncode == 0, failures(ret)
+    changed = {v["__id__"]: v["changes"] for v in ret.values() if v["changes"]}
+    assert set(changed) == {"bigbluebutton-apply-config", "bigbluebutton-restart"}, changed
+    assert set(changed["bigbluebutton-apply-config"]) == {"edits"}  # the hook itself survived
+    restarts = settled.pop("restarts")
+    after = tree(root)
+    assert after.pop("restarts") == restarts * 2
+    assert after == settled
+
+
+def test_clean_removes_the_hook_and_keeps_the_sites_script(scratch, server):
+    root = seed(scratch("bbb-hook-clean"))
+    site = "#!/bin/bash\nsource /etc/bigbluebutton/bbb-conf/apply-lib.sh\n\nenableUFWRules\n"
+    hook = root / "etc/bigbluebutton/bbb-conf/apply-config.sh"
+    hook.write_text(site)
+    hook.chmod(0o755)
+    pillar = make_pillar(root, server, installer={"enabled": False})
+    proc, ret = apply(pillar, "bigbluebutton.config.audio")
+    assert proc.returncode == 0, failures(ret)
+    assert hook.read_text().startswith(site) and "labsalt" in hook.read_text()
+    proc, ret = apply(pillar, "bigbluebutton.clean")
+    assert proc.returncode == 0, failures(ret)
+    assert hook.read_text() == site
+    assert sorted(p.name for p in hook.parent.iterdir()) == ["apply-config.sh"]

@@ -11,6 +11,11 @@ Stand-ins for a BigBlueButton host (BBB needs Ubuntu; the test hosts are Debian)
   the secret in the seeded bbb-web.properties: hash of call + query + secret, as
   bbb-web does) and Mattermost's config API (bearer ``MM_TOKEN``).
 
+- ``load_modules``: the ``bbb*`` execution modules loaded from _modules/ the way
+  Salt's loader sees them, cross-calls (``__salt__["bbb_config.secret"]``) wired.
+- ``seed_recordings``: stand-in recording directories of a BBB host with raw
+  entries named like BBB's meetings, and files that are not BBB's.
+
 Used by tests/integration/test_bigbluebutton.py, tests/e2e/test_bigbluebutton_conference.py
 and the bare-host test.
 """
@@ -18,8 +23,12 @@ and the bare-host test.
 import contextlib
 import hashlib
 import http.server
+import importlib.util
 import json
+import os
 import threading
+import time
+import types
 import urllib.parse
 from pathlib import Path
 
@@ -121,7 +130,8 @@ def seed_host(host):
     """A throw-away host as bbb-install leaves it: BBB's default files in their places."""
     for src, dest in BBB_FILES.items():
         host.put(dest, (FIXTURES / src).read_text())
-    host.run("mkdir", "-p", f"{FREESWITCH}/dialplan/public")
+    # and bbb-config's directory, where bbb-conf looks for apply-config.sh
+    host.run("mkdir", "-p", f"{FREESWITCH}/dialplan/public", "/etc/bigbluebutton/bbb-conf")
 
 
 def pillar(server, **overrides):
@@ -141,3 +151,64 @@ def pillar(server, **overrides):
     }
     data.update(overrides)
     return {"bigbluebutton": data}
+
+
+MODULES = ("bbb", "bbb_api", "bbb_config", "bbb_install", "bbb_mattermost", "bbb_recording")
+
+
+def load_modules():
+    """The bbb* execution modules as a namespace (``mods.bbb_api.checksum``), each
+    with ``__salt__`` holding the others' public functions as Salt's loader would."""
+    salt = {}
+    loaded = {}
+    for name in MODULES:
+        spec = importlib.util.spec_from_file_location(
+            f"labsalt_{name}", REPO / "_modules" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.__salt__ = salt
+        loaded[name] = module
+        for attr, value in vars(module).items():
+            if callable(value) and not attr.startswith("_") and value.__module__ == module.__name__:
+                salt[f"{name}.{attr}"] = value
+    return types.SimpleNamespace(**loaded)
+
+
+# A stand-in BBB host's recording directories (relative to /var) and what is in
+# them: raw material named after internal meeting IDs (40 hex digits, -, 13 digits)
+# and files that are not BBB's recordings.
+MEETING_A = "0" * 39 + "a-1617000000001"
+MEETING_B = "b" * 40 + "-1617000000002"
+RAW_ENTRIES = {
+    f"bigbluebutton/recording/raw/{MEETING_A}/events.xml": "<recording/>",
+    f"bigbluebutton/recording/raw/{MEETING_A}/audio/{MEETING_A}-1.opus": "opus",
+    f"bigbluebutton/recording/raw/{MEETING_B}/events.xml": "<recording/>",
+    f"freeswitch/meetings/{MEETING_A}-1617000000100.opus": "opus",
+    f"kurento/recordings/{MEETING_B}/cam.webm": "webm",
+    f"mediasoup/screenshare/{MEETING_A}/screen.webm": "webm",
+    f"lib/bbb-webrtc-recorder/recordings/{MEETING_B}/cam.webm": "webm",
+}
+FOREIGN_ENTRIES = {
+    "bigbluebutton/recording/raw/README.site": "the site's note",
+    "bigbluebutton/recording/status/archived/" + MEETING_A + ".done": "",
+    "bigbluebutton/published/presentation/" + MEETING_A + "/metadata.xml": "<recording/>",
+    "bigbluebutton/" + MEETING_A + "/presentation.pdf": "%PDF",
+    "freeswitch/meetings/site-music.wav": "wav",
+    "lib/site/" + MEETING_B + "/keep.txt": "not a BBB directory",
+    "site/" + MEETING_A + ".opus": "outside BBB's directories",
+}
+
+
+def seed_recordings(var, age=7200):
+    """Write RAW_ENTRIES and FOREIGN_ENTRIES under ``var``, ``age`` seconds old."""
+    var = Path(var)
+    for rel, text in {**RAW_ENTRIES, **FOREIGN_ENTRIES}.items():
+        path = var / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    stamp = time.time() - age
+    for root, dirs, files in os.walk(var):
+        for name in dirs + files:
+            os.utime(os.path.join(root, name), (stamp, stamp))
+    return var

@@ -13,6 +13,4 @@ bigbluebutton-restart:
     - onchanges:
       - bbb: bigbluebutton-properties
       - file: bigbluebutton-dialin-plan
-      - bbb: bigbluebutton-audio-opus-dtx
-      - bbb: bigbluebutton-audio-jitterbuffer
-      - bbb: bigbluebutton-audio-energy-level
+      - bbb: bigbluebutton-apply-config
