@@ -21,7 +21,7 @@ edits in BBB's files stay: they are BBB's settings).
 import pytest
 import yaml
 
-from tests.e2e.test_coturn_site import packages, snapshot
+from tests.support import snapshot
 from tests.support.bbb_standins import FIXTURES
 
 TOKEN = "SiteDialToken4242"
@@ -86,7 +86,7 @@ def changed(ret):
 
 
 def unedited(listing):
-    return [line for line in listing if not line.startswith(EDITED)]
+    return {path: what for path, what in listing.items() if not path.startswith(EDITED)}
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,9 @@ def site(host_factory, tmp_path_factory):
         tmp / "bare",
         {"enabled": True, "url": "http://192.0.2.1/bbb-install.sh", "sha256": "0" * 64},
     )
-    bare_files = snapshot(host)
+    bare_files = snapshot.files(host)
     bare_test = host.apply("bigbluebutton", pillar_dir=bare_pillar, test=True)
-    bare_after = snapshot(host)
+    bare_after = snapshot.files(host)
     # BBB's files as the site has them
     for src, dest in FILES.items():
         host.run(
@@ -122,7 +122,7 @@ def site(host_factory, tmp_path_factory):
     # bbb-config's directory, where bbb-conf looks for apply-config.sh
     host.run("mkdir", "-p", "/etc/bigbluebutton/bbb-conf")
     pillar = write_pillar(tmp / "pillar", {"enabled": False}, firewall=True)
-    before = {"files": snapshot(host), "packages": packages(host)}
+    before = {"files": snapshot.files(host), "packages": snapshot.packages(host)}
     texts = {path: host.run("cat", path).stdout for path in EDITED + (opus,)}
     first = host.apply("bigbluebutton", pillar_dir=pillar)
     second = host.apply("bigbluebutton", pillar_dir=pillar)
@@ -198,13 +198,11 @@ def test_bigbluebutton_clean_leaves_the_site(site):
     host = site["host"]
     cleaned = host.apply("bigbluebutton.clean", pillar_dir=site["pillar"])
     assert not failed(cleaned), failed(cleaned)
-    after = snapshot(host)
+    after = snapshot.files(host)
     before = site["before"]["files"]
-    assert unedited(after) == unedited(before), "\n".join(
-        ["added:", *sorted(set(after) - set(before)), "gone:", *sorted(set(before) - set(after))]
-    )
+    assert snapshot.diff(unedited(before), unedited(after)) == []
     assert host.run("test", "-e", "/var/lib/labsalt", check=False).returncode != 0
-    assert packages(host) == site["before"]["packages"]  # libxml2-utils purged again
+    assert snapshot.packages(host) == site["before"]["packages"]  # libxml2-utils purged again
     rules = host.run("ufw", "show", "added").stdout
     assert "ufw allow 8080/tcp" in rules and "5060" not in rules  # the site's rule stays
     assert host.run("dpkg-query", "-W", "libxml2-utils", check=False).returncode != 0 or (
