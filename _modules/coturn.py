@@ -402,6 +402,14 @@ def _uclient(server, port, credentials, peer, timeout):
     return found
 
 
+def _why(found, timeout):
+    if found["errors"]:
+        return found["errors"][0]
+    if found["timed_out"]:
+        return f"no answer within {timeout} s"
+    return "turnutils_uclient ended without one"
+
+
 def verify(mapdata, host_addresses=(), secret=None, timeout=None):
     """
     Use the live server as a client does: ``turnutils_uclient`` with TURN REST
@@ -450,8 +458,7 @@ def verify(mapdata, host_addresses=(), secret=None, timeout=None):
             "static_auth_secret (Cannot complete Allocation): does it run with another secret?"
         )
     if not found["relay"]:
-        why = found["errors"][0] if found["errors"] else f"no answer within {timeout} s"
-        raise CommandExecutionError(f"no relay allocated at {where}: {why}")
+        raise CommandExecutionError(f"no relay allocated at {where}: {_why(found, timeout)}")
     if not plan["probe"]:
         return (
             f"turnutils_uclient with the pillar's secret got a relay ({found['relay']}) "
@@ -463,9 +470,9 @@ def verify(mapdata, host_addresses=(), secret=None, timeout=None):
             f"to {plan['probe']} (denied_peer_ips {plan['range']})"
         )
     if not found["refused"]:
-        why = found["errors"][0] if found["errors"] else f"no answer within {timeout} s"
         raise CommandExecutionError(
-            f"no verdict on a peer in a denied range ({plan['probe']}) from {where}: {why}"
+            f"no verdict on a peer in a denied range ({plan['probe']}) from {where}: "
+            + _why(found, timeout)
         )
     return (
         f"turnutils_uclient with the pillar's secret got a relay ({found['relay']}) from "
