@@ -1,10 +1,12 @@
 """
 States of the coturn formula that plain Salt states cannot express: refuse a host
-whose firewall the coturn table would break, keep the package's original of a
-file labsalt takes over and put it back on clean, and remove
-directories labsalt created only when they are empty.  The logic is in the
-``coturn`` execution module; test mode changes nothing and predicts.  Packages
-are installed and recorded by the shared ``labsalt_packages`` states.
+whose firewall the coturn table would break, report the exceptions for the
+server's own addresses in denied peer ranges, verify the live server with a
+real TURN client, keep the package's original of a file labsalt takes over and
+put it back on clean, and remove directories labsalt created only when they are
+empty.  The logic is in the ``coturn`` execution module; test mode changes
+nothing and predicts.  Packages are installed and recorded by the shared
+``labsalt_packages`` states.
 """
 
 import os
@@ -49,6 +51,57 @@ def firewall_compatible(name):
         )
         return ret
     ret["comment"] = "no other input filter on this host: the coturn table can own the input path"
+    return ret
+
+
+def own_addresses_allowed(name, exceptions):
+    """
+    Say which of the server's own external or relay addresses lie in a denied
+    peer range and are therefore allowed (``allowed-peer-ip=<address>``, written
+    by the config template from the same ``coturn.own_peer_exceptions`` list),
+    or stay denied with ``coturn:allow_own_addresses: false``.  Reports only:
+    the config file state makes the change.  Same answer in test mode.
+    """
+    ret = _ret(name)
+    ret["comment"] = __salt__["coturn.own_exceptions_comment"](exceptions or [])
+    return ret
+
+
+def _host_addresses():
+    return list(__grains__.get("ipv4", [])) + list(__grains__.get("ipv6", []))
+
+
+def verified(name, params):
+    """
+    After the service is (re)configured, use it as a client does
+    (``coturn.verify``): ``turnutils_uclient`` with credentials made from the
+    pillar's secret allocates a relay on the live server, and a peer in a
+    denied range is refused.  One failing check fails the state with one line
+    naming it; nothing is undone and no changes are ever reported.  The secret
+    is read from pillar here, never passed as an argument, never shown.  Test
+    mode runs nothing and says what would be checked.
+    ``coturn:verify:enabled: false`` turns it off.
+
+    .. code-block:: yaml
+
+        coturn-verified:
+          coturn.verified:
+            - name: turn.lab.example.org
+            - params: {{ mapdata_without_secret | json }}
+    """
+    ret = _ret(name)
+    if not (params.get("verify") or {}).get("enabled", True):
+        ret["comment"] = "not verified: coturn:verify:enabled is false"
+        return ret
+    try:
+        if __opts__["test"]:
+            checks = __salt__["coturn.verify_checks"](params, _host_addresses())
+            ret["comment"] = "would check after the run: " + "; ".join(checks)
+            return ret
+        ret["comment"] = __salt__["coturn.verify"](params, _host_addresses())
+    except (CommandExecutionError, SaltInvocationError, ValueError) as exc:
+        ret["result"] = False
+        ret["comment"] = f"coturn verify: {exc}"
     return ret
 
 

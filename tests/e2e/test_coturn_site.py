@@ -15,6 +15,11 @@ sets it up), converged over salt-ssh with the coturn formula.
 - A site whose own input chain filters (policy drop, admitting SSH and its web
   service) is refused, in test mode and for real, with one line naming
   ``coturn:firewall``, before anything is installed or written.
+- Verify (issue 18) on a booted host with Debian's coturn service: it passes
+  after apply; the host's own address (in the denied 198.18.0.0/15) is allowed
+  exactly, so two clients relay to each other through it (coturn/coturn#584);
+  with coturn stopped (``systemctl stop``) and with a pillar whose secret is
+  not the server's, ``coturn.verify`` fails with one line and changes nothing.
 """
 
 import re
@@ -116,6 +121,12 @@ def install_site_ruleset(host, ruleset):
     host.run("systemctl", "restart", "nftables")
 
 
+def by_id(ret, state_id):
+    found = [v for v in ret.values() if v["__id__"] == state_id]
+    assert len(found) == 1, sorted(v["__id__"] for v in ret.values())
+    return found[0]
+
+
 def failed(ret):
     return {k: v["comment"] for k, v in ret.items() if v["result"] is False}
 
@@ -177,6 +188,7 @@ def test_coturn_coexists_with_site(seasoned):
     assert seasoned["after_test"] == seasoned["before"]
     # the real run: no failure, the site's table untouched, coturn's own table next to it
     assert not failed(seasoned["first"]), failed(seasoned["first"])
+    assert "got a relay" in by_id(seasoned["first"], "coturn-verified")["comment"]
     assert seasoned["table_after_apply"] == seasoned["before"]["table"]
     tables = host.run("nft", "list", "tables").stdout.split("\n")
     assert sorted(t for t in tables if t) == ["table inet labsalt_coturn", "table inet site"]
@@ -273,3 +285,69 @@ def test_coturn_clean_gives_the_site_its_own_coturn_back(host_factory, tmp_path_
     restarted = [v for v in cleaned.values() if v["__id__"] == "coturn-service-site-config"]
     assert restarted and restarted[0]["changes"] == {"restarted": "coturn"}
     assert host.run("nft", "list", "tables").stdout.strip() == ""
+
+
+def test_coturn_verify_on_a_booted_host(host_factory, tmp_path_factory):
+    # (the package set of test_bigbluebutton_conference's hosts: its image is cached)
+    host = host_factory.start("turnverify", packages=["coturn", "nftables", "libxml2-utils"])
+    pillar = write_pillar(tmp_path_factory.mktemp("coturn-verify") / "pillar", host)
+    first = host.apply("coturn", pillar_dir=pillar)
+    assert not failed(first), failed(first)
+    verified = by_id(first, "coturn-verified")
+    assert verified["comment"] == (
+        "turnutils_uclient with the pillar's secret got a relay "
+        + re.search(r"\(127\.0\.0\.1:\d+\)", verified["comment"]).group(0)
+        + " from 127.0.0.1:3478/udp; a peer in a denied range (192.0.2.1, "
+        "192.0.2.0-192.0.2.255) is refused (403 Forbidden IP)"
+    )
+    # the host's own address lies in the denied 198.18.0.0/15: allowed exactly, and said so
+    own = by_id(first, "coturn-own-addresses")["comment"]
+    assert f"own address {host.addr} (a host address coturn relays from; " in own, own
+    conf = host.run("cat", "/etc/turnserver.conf").stdout
+    assert f"\nallowed-peer-ip={host.addr}\n" in conf
+    # two clients relaying to each other's relayed address (the host's own) get through
+    cmd = ["turnutils_uclient", "-y", "-u", "bbb", "-W", SECRET, "-n", "5"]
+    proc = subprocess.run(
+        [*cmd, "-L", host.ns.host_addr, host.addr],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    totals = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", proc.stdout)
+    assert "Forbidden IP" not in proc.stdout and totals and totals[-1][0] == totals[-1][1] != "0", (
+        proc.stdout + proc.stderr
+    )
+    # a pillar whose secret is not the server's
+    other = write_pillar(tmp_path_factory.mktemp("coturn-other") / "pillar", host)
+    data = yaml.safe_load((other / "coturn.sls").read_text())
+    data["coturn"]["static_auth_secret"] = "not-the-Servers-secret-31415"
+    (other / "coturn.sls").write_text(yaml.safe_dump(data))
+    ret = host.apply("coturn.verify", pillar_dir=other)
+    assert failed(ret) == {
+        next(k for k in ret if "coturn-verified" in k): (
+            "coturn verify: the TURN server at 127.0.0.1:3478/udp refuses credentials made "
+            "from the pillar's static_auth_secret (Cannot complete Allocation): does it run "
+            "with another secret?"
+        )
+    }
+    assert not changed(ret), changed(ret)
+    # coturn stopped: verify fails with one line and does not start it
+    host.run("systemctl", "stop", "coturn")
+    ret = host.apply("coturn.verify", pillar_dir=pillar)
+    assert list(failed(ret).values()) == [
+        "coturn verify: no TURN server answers at 127.0.0.1:3478/udp (connection refused): "
+        "is coturn running?"
+    ]
+    assert not changed(ret), changed(ret)
+    state = host.run("systemctl", "is-active", "coturn", check=False).stdout.strip()
+    assert state == "inactive"
+    # and it can be turned off per host
+    data = yaml.safe_load((pillar / "coturn.sls").read_text())
+    data["coturn"]["verify"] = {"enabled": False}
+    (pillar / "coturn.sls").write_text(yaml.safe_dump(data))
+    ret = host.apply("coturn.verify", pillar_dir=pillar)
+    assert not failed(ret), failed(ret)
+    assert (
+        by_id(ret, "coturn-verified")["comment"] == "not verified: coturn:verify:enabled is false"
+    )

@@ -5,14 +5,25 @@ that config in a network namespace with the rendered nftables table loaded, and
 Debian's turnutils_uclient, authenticating with the shared secret, gets a relay
 and passes data to a turnutils_peer.  A wrong secret is refused, and so is a
 relay to a denied private range.
+
+The server's own address (its listening address in the namespace, inside the
+denied 198.18.0.0/15) is allowed exactly: a client relays to a peer on it and
+two clients relay to each other's relayed address (coturn/coturn#584), while
+the rest of the range stays denied.  The verify step (``coturn.verify``) passes
+against the live server, and fails with one line when the server runs with
+another secret than the pillar's and when turnserver is stopped.
 """
 
+import contextlib
+import ipaddress
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -49,6 +60,24 @@ def apply(pillar_dir, *states, test=False):
     return proc, json.loads(proc.stdout)["local"] if proc.stdout.startswith("{") else proc.stdout
 
 
+def start_turnserver(ns, tmp):
+    """The real turnserver with ``tmp``'s rendered config in ``ns``; returns once it listens."""
+    log = tmp / "turnserver.log"
+    server = ns.popen(
+        # -v logs each allocation; pid file and user db stay in the temp dir
+        ["turnserver", "-c", tmp / "turnserver.conf", "--log-file", "stdout", "-v"]
+        + ["--pidfile", tmp / "turnserver.pid", "--db", tmp / "turndb"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while ":3478 " not in ns.run("ss", "-lnu").stdout:
+        assert server.poll() is None, log.read_text() if log.exists() else "no log"
+        assert time.monotonic() < deadline, "turnserver does not listen on 3478/udp"
+        time.sleep(0.1)
+    return log
+
+
 def write_pillar(path, coturn):
     path.mkdir(exist_ok=True)
     (path / "top.sls").write_text("base:\n  '*':\n    - coturn\n")
@@ -79,25 +108,13 @@ def turn(scratch):
         proc, ret = apply(pillar_dir, "coturn.config.file", "coturn.firewall.rules")
         assert proc.returncode == 0, ret
         ns.run("nft", "-f", tmp / "coturn.nft")
-        log = tmp / "turnserver.log"
-        server = ns.popen(
-            # -v logs each allocation; pid file and user db stay in the temp dir
-            ["turnserver", "-c", tmp / "turnserver.conf", "--log-file", "stdout", "-v"]
-            + ["--pidfile", tmp / "turnserver.pid", "--db", tmp / "turndb"],
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        log = start_turnserver(ns, tmp)
         peer = subprocess.Popen(
             ["turnutils_peer", "-L", ns.host_addr, "-p", str(PEER_PORT)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            for _ in range(50):
-                if "3478" in ns.run("ss", "-lnu").stdout:
-                    break
-                time.sleep(0.1)
-            assert server.poll() is None, log.read_text() if log.exists() else "no log"
             yield {"ns": ns, "tmp": tmp, "pillar_dir": pillar_dir, "ret": ret, "log": log}
         finally:
             peer.terminate()
@@ -240,3 +257,198 @@ def test_bad_value_refused_before_anything(turn, scratch, key, value, message):
     assert message in json.dumps(ret) + proc.stderr
     assert live.read_text() == before
     assert "allowed-peer-ip=10.0.0.0" not in live.read_text()
+
+
+# --------------------------------------------------------------------------- own address (issue 18)
+
+
+def state(ret, state_id):
+    found = [v for v in ret.values() if v["__id__"] == state_id]
+    assert len(found) == 1, ret
+    return found[0]
+
+
+@contextlib.contextmanager
+def peer_on(ns, addr):
+    """A turnutils_peer (UDP echo) inside ``ns`` on ``addr``, once it listens."""
+    proc = ns.popen(["turnutils_peer", "-L", addr, "-p", str(PEER_PORT)])
+    deadline = time.monotonic() + 10
+    while f"{addr}:{PEER_PORT} " not in ns.run("ss", "-lnu").stdout:
+        assert proc.poll() is None, "turnutils_peer exited"
+        assert time.monotonic() < deadline, "turnutils_peer does not listen"
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_own_address_in_denied_range_is_allowed_exactly(turn):
+    """The listening (relay) address lies in the denied 198.18.0.0/15: one exception, said so."""
+    ns = turn["ns"]
+    conf = (turn["tmp"] / "turnserver.conf").read_text()
+    assert f"\nallowed-peer-ip={ns.addr}\n" in conf
+    assert "denied-peer-ip=198.18.0.0-198.19.255.255" in conf
+    comment = state(turn["ret"], "coturn-own-addresses")["comment"]
+    assert f"allowed-peer-ip for the server's own address {ns.addr} " in comment
+    assert "in denied 198.18.0.0-198.19.255.255" in comment and "coturn/coturn#584" in comment
+
+
+def test_client_relays_to_the_servers_own_address(turn):
+    ns = turn["ns"]
+    with peer_on(ns, ns.addr):
+        proc = uclient(ns, SECRET, ns.addr)
+    out = proc.stdout + proc.stderr
+    assert totals(out) == (20, 20), out
+    assert "Forbidden IP" not in out, out
+
+
+def test_clients_relay_to_each_other_through_the_server(turn):
+    """coturn#584: client to client, each sending to the other's relayed (the server's) address."""
+    ns = turn["ns"]
+    proc = uclient(ns, SECRET, ns.addr, "-y")
+    out = proc.stdout + proc.stderr
+    assert "Forbidden IP" not in out, out
+    sent, received = totals(out)
+    assert sent == received > 0, out
+
+
+def test_rest_of_the_range_around_the_own_address_stays_denied(turn):
+    ns = turn["ns"]
+    own = ipaddress.ip_address(ns.addr)
+    neighbour = str(own + 1 if str(own + 1) != ns.host_addr else own - 1)
+    for peer in (neighbour, "198.18.0.1", "198.19.255.250"):
+        proc = uclient(ns, SECRET, peer)
+        out = proc.stdout + proc.stderr
+        assert "403" in out and "Forbidden IP" in out, (peer, out)
+
+
+# --------------------------------------------------------------------------- verify (issue 18)
+
+
+def secret_free(proc, ret, config_dir=None):
+    shown = json.dumps(ret) + proc.stdout + proc.stderr
+    if config_dir:  # Salt's own log of the run
+        logs = [p for p in config_dir.rglob("*log*") if p.is_file()]
+        assert logs, f"no Salt log under {config_dir}"
+        shown += "".join(p.read_text(errors="replace") for p in logs)
+    return SECRET not in shown
+
+
+def test_verify_passes_on_the_live_server(turn):
+    log_before = turn["log"].read_text().count("ALLOCATE processed, success")
+    proc, ret = apply(turn["pillar_dir"], "coturn.verify")
+    verified = state(ret, "coturn-verified")
+    assert proc.returncode == 0 and verified["result"] is True, verified
+    assert verified["changes"] == {}
+    assert f"got a relay ({turn['ns'].addr}:50" in verified["comment"]
+    # a documentation range is denied by default: probed there, never a lab host
+    assert (
+        "a peer in a denied range (192.0.2.1, 192.0.2.0-192.0.2.255) is refused"
+        in (verified["comment"])
+    )
+    log = turn["log"].read_text()
+    assert log.count("ALLOCATE processed, success") > log_before
+    assert "CHANNEL_BIND processed, error 403: Forbidden IP" in log
+    assert secret_free(proc, ret, Path(os.environ["LABSALT_CONFIG_DIR"]))
+
+
+def test_verify_runs_nothing_in_test_mode(turn):
+    before = turn["log"].read_text().count("ALLOCATE")
+    proc, ret = apply(turn["pillar_dir"], "coturn.verify", test=True)
+    verified = state(ret, "coturn-verified")
+    assert verified["result"] is True and verified["changes"] == {}, verified
+    assert verified["comment"].startswith("would check after the run: turnutils_uclient ")
+    assert turn["log"].read_text().count("ALLOCATE") == before
+
+
+def test_verify_fails_when_the_server_has_another_secret(turn, scratch):
+    """The pillar's secret and the running server's differ: one line, nothing undone."""
+    live = turn["tmp"] / "turnserver.conf"
+    before = live.read_text()
+    pillar = yaml.safe_load((turn["pillar_dir"] / "coturn.sls").read_text())["coturn"]
+    pillar["static_auth_secret"] = "another-Secret-of-the-pillar-99"
+    proc, ret = apply(write_pillar(scratch("othersecret") / "p", pillar), "coturn.verify")
+    verified = state(ret, "coturn-verified")
+    assert proc.returncode != 0 and verified["result"] is False, verified
+    assert "\n" not in verified["comment"]
+    assert verified["comment"] == (
+        f"coturn verify: the TURN server at {turn['ns'].addr}:3478/udp refuses credentials "
+        "made from the pillar's static_auth_secret (Cannot complete Allocation): does it "
+        "run with another secret?"
+    )
+    assert live.read_text() == before
+    assert "another-Secret-of-the-pillar-99" not in json.dumps(ret) + proc.stderr
+    assert secret_free(proc, ret)
+
+
+def test_verify_can_be_turned_off(turn, scratch):
+    pillar = yaml.safe_load((turn["pillar_dir"] / "coturn.sls").read_text())["coturn"]
+    pillar["static_auth_secret"] = "another-Secret-of-the-pillar-99"
+    pillar["verify"] = {"enabled": False}
+    proc, ret = apply(write_pillar(scratch("verifyoff") / "p", pillar), "coturn.verify")
+    verified = state(ret, "coturn-verified")
+    assert proc.returncode == 0 and verified["result"] is True, verified
+    assert verified["comment"] == "not verified: coturn:verify:enabled is false"
+
+
+@pytest.fixture
+def own_server(scratch):
+    """A second TURN server of its own (no firewall), for tests that stop or reconfigure it."""
+
+    @contextlib.contextmanager
+    def start(**overrides):
+        tmp = scratch("own")
+        with netns.namespace("turn") as ns:
+            pillar = {
+                "realm": "turn.lab.test",
+                "static_auth_secret": SECRET,
+                "listening_ips": [ns.addr],
+                "config_file": str(tmp / "turnserver.conf"),
+                "checker": str(tmp / "turnserver-check"),
+                "state_dir": str(tmp / "state"),
+                "min_port": 50000,
+                "max_port": 50100,
+                "firewall": {"enabled": False},
+                **overrides,
+            }
+            pillar_dir = write_pillar(tmp / "pillar", pillar)
+            proc, ret = apply(pillar_dir, "coturn.config.file")
+            assert proc.returncode == 0, ret
+            yield ns, pillar_dir, ret, start_turnserver(ns, tmp)
+
+    return start
+
+
+def test_verify_fails_when_coturn_is_stopped(own_server):
+    with own_server() as (ns, pillar_dir, _, _):
+        proc, ret = apply(pillar_dir, "coturn.verify")
+        assert state(ret, "coturn-verified")["result"] is True, ret
+        for server in ns.procs:
+            server.terminate()
+            server.wait()
+        proc, ret = apply(pillar_dir, "coturn.verify")
+    verified = state(ret, "coturn-verified")
+    assert proc.returncode != 0 and verified["result"] is False, verified
+    assert verified["comment"] == (
+        f"coturn verify: no TURN server answers at {ns.addr}:3478/udp (connection refused): "
+        "is coturn running?"
+    )
+    assert secret_free(proc, ret)
+
+
+def test_own_address_stays_denied_when_not_allowed(own_server):
+    """allow_own_addresses: false keeps the own address denied, and the state says what breaks."""
+    with own_server(allow_own_addresses=False) as (ns, pillar_dir, ret, _):
+        conf = (pillar_dir.parent / "turnserver.conf").read_text()
+        assert "allowed-peer-ip" not in conf
+        comment = state(ret, "coturn-own-addresses")["comment"]
+        assert comment == (
+            f"coturn:allow_own_addresses is false: the server's own address {ns.addr} "
+            "(in denied 198.18.0.0-198.19.255.255) stays denied, so clients relaying to each "
+            "other through this server fail"
+        )
+        proc = uclient(ns, SECRET, ns.addr, "-y")
+        out = proc.stdout + proc.stderr
+        assert "403" in out and "Forbidden IP" in out, out

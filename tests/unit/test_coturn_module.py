@@ -164,3 +164,114 @@ def test_own_table_of_another_name_is_a_conflict():
     """Only the table coturn is configured with is its own."""
     found = coturn._nft_conflicts("other_name", ruleset_json(SITE_NO_INPUT))
     assert found == ["table inet labsalt_coturn chain input (input hook, policy drop, 1 rules)"]
+
+
+# --------------------------------------------------------------------------- own addresses
+
+DENIED_10 = "10.0.0.0-10.255.255.255"
+
+
+def test_own_addresses_in_denied_ranges_the_nat_lab_of_coturn_1407():
+    """listening-ip 10.0.10.5 (the relay address) in the denied 10/8, public external-ip."""
+    mapdata = {**DEFAULTS, "listening_ips": ["10.0.10.5"], "external_ip": "34.100.10.47"}
+    assert coturn.own_peer_exceptions(mapdata) == [
+        {
+            "address": "10.0.10.5",
+            "source": "listening_ips, the relay address",
+            "range": DENIED_10,
+            "allowed": True,
+        }
+    ]
+
+
+def test_own_external_address_in_a_denied_range():
+    mapdata = {**DEFAULTS, "external_ip": "192.168.178.20", "listening_ips": ["10.0.10.5"]}
+    found = coturn.own_peer_exceptions(mapdata, ["172.16.0.9"])  # host addresses: not relayed
+    assert [(e["address"], e["source"], e["range"]) for e in found] == [
+        ("192.168.178.20", "external_ip", "192.168.0.0-192.168.255.255"),
+        ("10.0.10.5", "listening_ips, the relay address", DENIED_10),
+    ]
+
+
+def test_own_addresses_from_the_host_when_listening_on_all():
+    """No listening-ip: coturn relays from any host address; loopback and link-local never."""
+    host = ["127.0.0.1", "192.168.1.5", "203.0.113.9", "::1", "fe80::5054:ff:fe12:3456", "fd00::5"]
+    for listening in ([], ["0.0.0.0", "::"]):
+        found = coturn.own_peer_exceptions({**DEFAULTS, "listening_ips": listening}, host)
+        assert [(e["address"], e["range"]) for e in found] == [
+            ("192.168.1.5", "192.168.0.0-192.168.255.255"),
+            ("203.0.113.9", "203.0.113.0-203.0.113.255"),
+            ("fd00::5", "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        ]
+
+
+def test_own_address_already_allowed_or_not_denied_is_no_exception():
+    mapdata = {
+        **DEFAULTS,
+        "listening_ips": ["10.0.10.5", "34.100.10.47"],
+        "allowed_peer_ips": ["10.0.10.0-10.0.10.255"],
+    }
+    assert coturn.own_peer_exceptions(mapdata) == []
+
+
+def test_own_address_kept_denied_when_not_allowed_and_said_so():
+    mapdata = {**DEFAULTS, "listening_ips": ["10.0.10.5"], "allow_own_addresses": False}
+    found = coturn.own_peer_exceptions(mapdata)
+    assert [e["allowed"] for e in found] == [False]
+    assert coturn.own_exceptions_comment(found) == (
+        "coturn:allow_own_addresses is false: the server's own address 10.0.10.5 (in denied "
+        "10.0.0.0-10.255.255.255) stays denied, so clients relaying to each other through "
+        "this server fail"
+    )
+    assert coturn.own_exceptions_comment([]) == (
+        "no own address of this server lies in a denied peer range"
+    )
+
+
+# --------------------------------------------------------------------------- verify plan
+
+
+@pytest.mark.parametrize(
+    ("listening", "target"),
+    [
+        ([], "127.0.0.1"),
+        (["0.0.0.0"], "127.0.0.1"),
+        (["0.0.0.0", "::"], "127.0.0.1"),
+        (["::"], "::1"),
+        (["198.51.100.7", "10.0.0.1"], "198.51.100.7"),
+    ],
+)
+def test_verify_reaches_the_server_where_it_listens(listening, target):
+    assert coturn.verify_target({**DEFAULTS, "listening_ips": listening}) == (target, 3478)
+
+
+def test_denied_probe_prefers_a_documentation_address():
+    """Never a lab host: if the server wrongly let it through, nothing real is reached."""
+    assert coturn.denied_probe(DEFAULTS, 4) == ("192.0.2.1", "192.0.2.0-192.0.2.255")
+
+
+def test_denied_probe_ipv6_skips_loopback():
+    assert coturn.denied_probe(DEFAULTS, 6) == ("64:ff9b::1", "64:ff9b::-64:ff9b::ffff:ffff")
+
+
+def test_denied_probe_avoids_allowed_and_own_addresses():
+    mapdata = {
+        "denied_peer_ips": ["0.0.0.0-0.255.255.255", "127.0.0.0-127.255.255.255", DENIED_10],
+        "allowed_peer_ips": ["10.0.0.0-10.0.0.255"],
+    }
+    assert coturn.denied_probe(mapdata, 4) == ("10.127.255.255", DENIED_10)
+    own = [{"address": "10.127.255.255", "allowed": True}]
+    assert coturn.denied_probe(mapdata, 4, own) == ("10.255.255.254", DENIED_10)
+    assert coturn.denied_probe({"denied_peer_ips": ["fc00::-fdff::"]}, 4) is None
+    assert coturn.denied_probe({"denied_peer_ips": ["10.0.0.1"], "allowed_peer_ips": []}, 4) == (
+        "10.0.0.1",
+        "10.0.0.1",
+    )
+
+
+def test_verify_plan_in_words():
+    assert coturn.verify_checks({**DEFAULTS, "listening_ips": ["198.18.0.2"]}) == [
+        "turnutils_uclient with credentials from the pillar's static_auth_secret allocates a "
+        "relay at 198.18.0.2:3478/udp",
+        "a peer in a denied range (192.0.2.1, 192.0.2.0-192.0.2.255) is refused",
+    ]

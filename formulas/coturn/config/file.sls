@@ -2,6 +2,9 @@
 {#- The secret stays out of the rendered SLS: the template reads it from pillar. #}
 {%- set config = mapdata.copy() %}
 {%- do config.pop("static_auth_secret") %}
+{#- The server's own external/relay addresses inside a denied range (coturn#584):
+    allowed exactly, and said so by coturn-own-addresses (see _modules/coturn.py). #}
+{%- set own = salt["coturn.own_peer_exceptions"](config, grains.get("ipv4", []) + grains.get("ipv6", [])) %}
 
 include:
   - coturn.package.install
@@ -34,6 +37,7 @@ coturn-config:
     - template: jinja
     - context:
         config: {{ config | json }}
+        own_peers: {{ own | json }}
     # Owner and group stay as the package's dpkg-statoverride sets them
     # (root:turnserver): naming the group here would fail test mode on a host
     # where the package (and its group) is not installed yet.
@@ -44,3 +48,10 @@ coturn-config:
       - id: coturn-package
       - coturn: coturn-config-original
       - file: coturn-config-checker
+
+coturn-own-addresses:
+  coturn.own_addresses_allowed:
+    - name: {{ mapdata.config_file }}
+    - exceptions: {{ own | json }}
+    - require_in:
+      - file: coturn-config
