@@ -29,6 +29,8 @@ import time
 import pytest
 import yaml
 
+from tests.support import snapshot
+
 SECRET = "site-TurnSecret-2718-coexist"
 
 # The site's ruleset, as an admin writes /etc/nftables.conf on Debian.
@@ -62,39 +64,13 @@ table inet site {
 }
 """
 
-# Files (path, mode, owner, content hash or link target) under the trees clean
-# must give back as they were.
-SNAPSHOT = r"""
-import hashlib, os, stat, sys
-for top in sys.argv[1:]:
-    for root, dirs, files in os.walk(top):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            path = os.path.join(root, name)
-            st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as handle:
-                    what = hashlib.sha256(handle.read()).hexdigest()
-            elif stat.S_ISLNK(st.st_mode):
-                what = "-> " + os.readlink(path)
-            else:
-                what = "dir" if stat.S_ISDIR(st.st_mode) else "other"
-            print(path, oct(st.st_mode), st.st_uid, st.st_gid, what)
-"""
-TREES = ["/etc", "/usr/local", "/srv", "/opt", "/var/lib/labsalt"]
-# Rewritten by the system's tools on any install/purge, not by the formula: the
-# linker cache, and the backup copies useradd/userdel leave of the user database
-# (the databases themselves are compared).
-VOLATILE = re.compile(r"^/etc/(ld\.so\.cache|(passwd|group|shadow|gshadow)-) ")
 
-
-def snapshot(host):
-    out = host.run("python3", "-c", SNAPSHOT, *TREES).stdout
-    return [line for line in out.splitlines() if not VOLATILE.match(line)]
-
-
-def packages(host):
-    return host.run("dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n").stdout
+def state_of(host):
+    return {
+        "table": site_table(host),
+        "files": snapshot.files(host),
+        "packages": snapshot.packages(host),
+    }
 
 
 def site_table(host):
@@ -147,9 +123,9 @@ def hosts(host_factory):
 def seasoned(hosts, tmp_path_factory):
     site = hosts[0]
     pillar = write_pillar(tmp_path_factory.mktemp("coturn-site") / "pillar", site)
-    before = {"table": site_table(site), "files": snapshot(site), "packages": packages(site)}
+    before = state_of(site)
     predicted = site.apply("coturn", pillar_dir=pillar, test=True)
-    after_test = {"table": site_table(site), "files": snapshot(site), "packages": packages(site)}
+    after_test = state_of(site)
     first = site.apply("coturn", pillar_dir=pillar)
     return {
         "host": site,
@@ -218,13 +194,11 @@ def test_coturn_clean_gives_back_the_site_host(seasoned):
     assert not failed(cleaned), failed(cleaned)
     assert site_table(host) == seasoned["before"]["table"]
     assert host.run("nft", "list", "tables").stdout.split() == ["table", "inet", "site"]
-    after = snapshot(host)
+    after = snapshot.files(host)
     before = seasoned["before"]["files"]
-    assert after == before, "\n".join(
-        ["added:", *sorted(set(after) - set(before)), "gone:", *sorted(set(before) - set(after))]
-    )
-    assert packages(host) == seasoned["before"]["packages"]  # coturn purged, nftables kept
-    assert "nftables" in packages(host)
+    assert snapshot.diff(before, after) == []
+    assert snapshot.packages(host) == seasoned["before"]["packages"]  # coturn purged, nftables kept
+    assert "nftables" in snapshot.packages(host)
     # and again: nothing left to clean
     again = host.apply("coturn.clean", pillar_dir=seasoned["pillar"])
     assert not failed(again) and not changed(again), changed(again)
@@ -234,7 +208,7 @@ def test_coturn_refuses_host_whose_input_filter_it_would_break(hosts, tmp_path_f
     host = hosts[1]
     pillar = write_pillar(tmp_path_factory.mktemp("coturn-fw") / "pillar", host)
     ruleset = host.run("nft", "list", "ruleset").stdout
-    files = snapshot(host)
+    files = snapshot.files(host)
     for test in (True, False):
         ret = host.apply("coturn", pillar_dir=pillar, test=test)
         refusal = [
@@ -246,7 +220,7 @@ def test_coturn_refuses_host_whose_input_filter_it_would_break(hosts, tmp_path_f
         assert not [v for v in ret.values() if v["changes"]], changed(ret)
     assert host.run("dpkg-query", "-W", "coturn", check=False).returncode != 0
     assert host.run("nft", "list", "ruleset").stdout == ruleset
-    assert snapshot(host) == files
+    assert snapshot.files(host) == files
     assert SECRET not in ruleset
 
 
@@ -266,7 +240,7 @@ def test_coturn_clean_gives_the_site_its_own_coturn_back(host_factory, tmp_path_
     host.run("sh", "-c", "cat > /etc/turnserver.conf", input=SITE_TURNSERVER_CONF)
     host.run("systemctl", "restart", "coturn")
     pillar = write_pillar(tmp_path_factory.mktemp("coturn-own") / "pillar", host)
-    before = {"files": snapshot(host), "packages": packages(host)}
+    before = {"files": snapshot.files(host), "packages": snapshot.packages(host)}
     first = host.apply("coturn", pillar_dir=pillar)
     assert not failed(first), failed(first)
     assert "use-auth-secret" in host.run("cat", "/etc/turnserver.conf").stdout
@@ -274,13 +248,10 @@ def test_coturn_clean_gives_the_site_its_own_coturn_back(host_factory, tmp_path_
     assert totals == ("10", "10"), out
     cleaned = host.apply("coturn.clean", pillar_dir=pillar)
     assert not failed(cleaned), failed(cleaned)
-    after = snapshot(host)
-    assert after == before["files"], "\n".join(
-        ["added:", *sorted(set(after) - set(before["files"]))]
-        + ["gone:", *sorted(set(before["files"]) - set(after))]
-    )
+    after = snapshot.files(host)
+    assert snapshot.diff(before["files"], after) == []
     assert host.run("cat", "/etc/turnserver.conf").stdout == SITE_TURNSERVER_CONF
-    assert packages(host) == before["packages"]  # the site's coturn and nftables stay
+    assert snapshot.packages(host) == before["packages"]  # the site's coturn and nftables stay
     assert host.run("systemctl", "is-active", "coturn").stdout.strip() == "active"
     restarted = [v for v in cleaned.values() if v["__id__"] == "coturn-service-site-config"]
     assert restarted and restarted[0]["changes"] == {"restarted": "coturn"}
