@@ -1045,37 +1045,6 @@ def config_digest(files, zone_file=None):
 # --------------------------------------------------------------------------- packages
 
 
-def packages_record(pkgs, record):
-    """
-    The text of ``record`` (the packages labsalt installed, one a line) once the
-    packages of ``pkgs`` that are not installed now are installed, or None when
-    there is no record and nothing to install.  Read-only (asks the package
-    database).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call bind_ad.packages_record '[bind9, bind9-utils]' \\
-            /var/lib/labsalt/bind_ad/installed-packages
-    """
-    text = _read(record)
-    recorded = set(text.split()) if text else set()
-    versions = __salt__["pkg.version"](*pkgs) if pkgs else {}
-    if isinstance(versions, str):
-        versions = {pkgs[0]: versions}
-    missing = {name for name in pkgs if not versions.get(name)}
-    if text is None and not missing:
-        return None
-    return "".join(f"{name}\n" for name in sorted(recorded | missing))
-
-
-def recorded_packages(record):
-    """The packages ``record`` says labsalt installed (empty when there is none)."""
-    text = _read(record)
-    return sorted(set(text.split())) if text else []
-
-
 # --------------------------------------------------------------------------- samba
 
 

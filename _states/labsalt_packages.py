@@ -21,6 +21,7 @@ refreshed in a real run only when apt cannot locate a package.
 """
 
 import os
+import shutil
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -192,10 +193,30 @@ def _purgeable(present, recorded):
     return [pkg for pkg in present if pkg not in keep], keep
 
 
-def removed(name, formula=None, record_dir=None, reinstall_displaced=True):
+def _remove_record_dir(ret, base):
+    """``remove_record_dir``: the formula's whole state directory goes, then an empty parent."""
+    if not os.path.isdir(base):
+        return ret
+    if __opts__["test"]:
+        ret["result"] = None if ret["result"] is True else ret["result"]
+        ret["changes"][base] = "removed"
+        ret["comment"] += f"; would remove {base}"
+        return ret
+    shutil.rmtree(base)
+    os.makedirs(base)  # _prune's rmdir takes it, then an empty /var/lib/labsalt
+    _prune(base)
+    ret["changes"][base] = "removed"
+    ret["comment"] += f"; removed {base}"
+    return ret
+
+
+def removed(name, formula=None, record_dir=None, reinstall_displaced=True, remove_record_dir=False):
     """
     Purge what :py:func:`installed` recorded for ``formula`` (packages the host
     had before stay), reinstall what it displaced, and remove the record.
+    With ``remove_record_dir: true`` the record directory goes too, with what
+    else the formula kept there (its last clean state), and /var/lib/labsalt
+    when nothing else is left in it.
 
     .. code-block:: yaml
 
@@ -203,7 +224,13 @@ def removed(name, formula=None, record_dir=None, reinstall_displaced=True):
           labsalt_packages.removed:
             - formula: coturn
     """
-    ret = _ret(name)
+    ret = _purge_recorded(_ret(name), formula, record_dir, reinstall_displaced)
+    if remove_record_dir and ret["result"] is not False:
+        ret = _remove_record_dir(ret, _paths(formula, record_dir)[0])
+    return ret
+
+
+def _purge_recorded(ret, formula, record_dir, reinstall_displaced):
     try:
         base, record, displaced_record = _paths(formula, record_dir)
         recorded = __salt__["labsalt_packages.recorded"](formula, record_dir)

@@ -129,9 +129,11 @@ def write_config(root, pillar_dir, minion_id=None):
         target = ext_dir(ext_type)
         if link.is_symlink() and Path(os.readlink(link)) == target:
             continue
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(target)
+        # made beside and renamed over: concurrent runs sharing this directory race here
+        tmp = link.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
 
     common = {
         "file_roots": {"base": [str(root / "formulas"), str(extroot)]},

@@ -12,4 +12,4 @@ bind_ad-verified:
     - name: {{ mapdata.domain | json }}
     - params: {{ mapdata | json }}
     - require:
-      - pkg: bind_ad-package-installed
+      - labsalt_packages: bind_ad-package-installed

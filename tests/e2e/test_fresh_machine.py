@@ -13,7 +13,6 @@ work is tested: the clone is of HEAD.
 """
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -21,22 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hosts import MIRROR  # the Debian mirror the host images use
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LABSALT_TESTS_CACHE", "/var/cache/labsalt-tests"))
 BASE = CACHE / "fresh-bookworm-minbase.tar.zst"
 CLIENT_SETUP = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pip.conf", "/etc/xdg/pip")
 
 pytestmark = pytest.mark.slow
-
-
-def _mirror():
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
-    for path in sources:
-        if path.is_file():
-            match = re.search(r"(?:URIs:|deb)\s+(https?://\S+)", path.read_text())
-            if match:
-                return match.group(1)
-    return "http://deb.debian.org/debian"
 
 
 def base_tarball():
@@ -48,7 +39,7 @@ def base_tarball():
     try:
         subprocess.run(
             ["debootstrap", "--variant=minbase", "--include=git,make,ca-certificates",
-             "bookworm", str(build), _mirror()],
+             "bookworm", str(build), MIRROR],
             check=True, capture_output=True, timeout=1800,
         )  # fmt: skip
         part = BASE.with_name(BASE.name + f".{os.getpid()}.part")

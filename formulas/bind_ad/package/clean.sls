@@ -1,17 +1,8 @@
-{#- Removes only the packages labsalt installed (its record), then the record. #}
+{#- Removes only the packages labsalt installed (its record), then the state
+    directory and an empty /var/lib/labsalt. #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
-{%- set installed = salt["bind_ad.recorded_packages"](mapdata.state_dir ~ "/installed-packages") %}
-{%- if installed %}
 
 bind_ad-package-removed:
-  pkg.removed:
-    - pkgs: {{ installed | json }}
-{%- endif %}
-
-bind_ad-state-dir-absent:
-  file.absent:
-    - name: {{ mapdata.state_dir | json }}
-{%- if installed %}
-    - require:
-      - pkg: bind_ad-package-removed
-{%- endif %}
+  labsalt_packages.removed:
+    - record_dir: {{ mapdata.state_dir | json }}
+    - remove_record_dir: true

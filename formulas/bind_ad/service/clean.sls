@@ -1,7 +1,7 @@
 {#- named is stopped only when labsalt installed bind9: the site's named keeps running
     (bind_ad.config.clean has told it about the restored files). #}
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
-{%- set installed = salt["bind_ad.recorded_packages"](mapdata.state_dir ~ "/installed-packages") %}
+{%- set installed = salt["labsalt_packages.recorded"](None, mapdata.state_dir) %}
 {%- if "bind9" in installed %}
 
 bind_ad-service-dead:
