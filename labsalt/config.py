@@ -69,9 +69,13 @@ def check_pillar(pillar_dir):
 # /var/log/salt, /run/salt or /srv (Salt's defaults for a system minion or master)
 # goes to the private directory: a labsalt run touches no system Salt file, and no
 # module left in the system minion's extmods is ever loaded in place of the checkout's.
-def private_paths(conf):
-    """Salt's path options, all inside ``conf`` (see tests/unit/test_config.py)."""
-    cache = conf / "cache"
+def private_paths(conf, cache="cache"):
+    """
+    Salt's path options, all inside ``conf``.  salt-ssh (the master config) has
+    a cache of its own: Salt refuses a state run while another one's job file is
+    in the same cache, and a push to remote hosts must not block a local run.
+    """
+    cache = conf / cache
     log = conf / "log"
     run = conf / "run"
     nothing = {"base": [str(conf / "empty")]}
@@ -158,7 +162,7 @@ def write_config(root, pillar_dir, minion_id=None):
         "pillar_raise_on_missing": False,
     }
     minion = dict(common, file_client="local", id=minion_id or socket.getfqdn())
-    master = dict(common, roster_file=str(conf / "roster"))
+    master = dict(common, **private_paths(conf, "ssh-cache"), roster_file=str(conf / "roster"))
     (conf / "log").mkdir(exist_ok=True)
     if not (conf / "roster").exists():
         atomic_write(conf / "roster", "")

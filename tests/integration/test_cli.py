@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import salt.payload
 import yaml
 
 from labsalt.config import write_config
@@ -54,7 +56,8 @@ def assert_one_clear_error(proc, *words):
 
 
 def salt_ran(env):
-    return (Path(env["LABSALT_CONFIG_DIR"]) / "cache").exists()
+    conf = Path(env["LABSALT_CONFIG_DIR"])
+    return (conf / "cache").exists() or (conf / "ssh-cache").exists()
 
 
 @pytest.fixture
@@ -381,3 +384,45 @@ def test_templated_pillar_that_fails_to_render_is_one_line(confdir, tmp_path):
     (pillar / "probe.sls").write_text("{% set x = 1 %}\nprobe:\n  port: [unclosed\n")
     proc = labsalt("apply", "probe", "--test", "--pillar", pillar, env=confdir)
     assert_one_clear_error(proc, "pillar: Rendering SLS 'probe' failed", "salt.log")
+
+
+def test_a_push_in_progress_does_not_block_a_local_run(tmp_path):
+    """
+    ``labsalt ssh ... apply`` holds a job file in salt-ssh's cache while it
+    waits on its host; a masterless run from the same checkout and pillar (the
+    same private config dir) is not refused as "state.apply is running".
+    """
+    env = {"LABSALT_CONFIG_DIR": str(tmp_path / "conf"), "LABSALT_ROOT": str(SUITE)}
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never says a word
+    port = silent.getsockname()[1]
+    roster = tmp_path / "roster"
+    roster.write_text(f"mute:\n  host: 127.0.0.1\n  port: {port}\n")
+    pillar = ["--pillar", str(SUITE / "pillar.example")]
+    push = subprocess.Popen(
+        [str(LABSALT), "ssh", str(roster), "mute", "apply", "probe", *pillar, "-q"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, **env),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _state_job(tmp_path / "conf"):
+            assert push.poll() is None, push.communicate()
+            assert time.monotonic() < deadline, "salt-ssh wrote no state.apply job file"
+            time.sleep(0.1)
+        local = labsalt("apply", "probe", "--test", *pillar, "-q", env=env)
+        assert push.poll() is None, "the push ended before the local run: nothing was shown"
+        assert local.returncode == 0, local.stderr
+        assert "is running as PID" not in local.stdout + local.stderr
+    finally:
+        push.kill()
+        push.communicate()
+        silent.close()
+
+
+def _state_job(conf):
+    """salt-ssh's job file of a running state.apply, in whichever cache it keeps."""
+    for job in conf.glob("*/proc/*"):
+        with contextlib.suppress(OSError, salt.payload.SaltDeserializationError):
+            if salt.payload.loads(job.read_bytes()).get("fun") == "state.apply":
+                return job
+    return None
