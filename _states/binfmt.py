@@ -122,3 +122,35 @@ def _released(ret, name, record):
         ", the entry it replaced registered again" if previous else ""
     )
     return ret
+
+
+def boot_file(name, contents, marker):
+    """
+    The file in ``/etc/binfmt.d`` that registers an entry again at boot, with
+    ``contents`` (which carry ``marker``).  A file of that name without the
+    marker is the site's own: it is left alone, and said so.  Decided when the
+    state runs (no ``onlyif``: each ``onlyif``/``unless`` makes Salt 3008 load
+    every state module once, about 2 s of a no-op highstate).
+
+    .. code-block:: yaml
+
+        qemu-ppc64-at-boot:
+          binfmt.boot_file:
+            - name: /etc/binfmt.d/qemu-ppc64.conf
+            - marker: Managed by Salt (labsalt ppc64_emulation)
+            - contents: "# Managed by Salt (labsalt ppc64_emulation)\\n:qemu-ppc64:M::...\\n"
+    """
+    if marker not in contents:
+        raise SaltInvocationError(f"binfmt.boot_file: contents for {name} lack the marker")
+    try:
+        with open(name, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except FileNotFoundError:
+        head = None
+    except OSError as exc:
+        return _failed(_ret(name), exc)
+    if head is not None and marker not in head:
+        ret = _ret(name)
+        ret["comment"] = f"{name} is the site's own file (no labsalt marker): left alone"
+        return ret
+    return __states__["file.managed"](name=name, contents=contents, mode="0644", makedirs=True)

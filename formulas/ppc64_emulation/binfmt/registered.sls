@@ -1,6 +1,7 @@
 {%- set mapdata = salt["labsalt.mapdata"](tpldir.split("/")[0]) %}
 {%- set b = mapdata.binfmt %}
 {%- set boot_file = b.persist_dir ~ "/" ~ b.name ~ ".conf" %}
+{%- set marker = "Managed by Salt (labsalt ppc64_emulation)" %}
 {%- set created = salt["ppc64_emulation.missing_dirs"]([b.persist_dir]) %}
 include:
   - ..package.install
@@ -17,16 +18,12 @@ ppc64-binfmt-dirs-record:
 # systemd-binfmt registers this again at boot (it overrides Debian's file of the
 # same name).  A site's own file of that name is left alone (no marker: not ours).
 ppc64-binfmt-boot-file:
-  file.managed:
+  binfmt.boot_file:
     - name: {{ boot_file | json }}
-    - makedirs: true
-    - mode: '0644'
+    - marker: {{ marker | json }}
     - contents: |
-        # Managed by Salt (labsalt ppc64_emulation): big-endian ppc64 through qemu, flags {{ b.flags }}
+        # {{ marker }}: big-endian ppc64 through qemu, flags {{ b.flags }}
         :{{ b.name }}:M:{{ b.offset or "" }}:{{ b.magic }}:{{ b.mask }}:{{ b.interpreter }}:{{ b.flags }}
-    - onlyif:
-      - fun: ppc64_emulation.ours
-        args: [{{ boot_file | json }}]
 {%- if created %}
     - require:
       - file: ppc64-binfmt-dirs-record
